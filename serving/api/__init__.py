@@ -1,0 +1,1 @@
+"""HTTP API controllers: each handler is a few lines over `TwinService`."""

@@ -1,0 +1,86 @@
+"""The twin answers: `POST /api/chat` (JSON), `POST /api/chat/stream` (server-sent events), runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from litestar import Controller, get, post
+from litestar.exceptions import HTTPException
+from litestar.response import ServerSentEvent
+from litestar.types import SSEData
+
+from agents.schemas import DraftRequest, RunResult
+from serving.service import TwinService
+from twin.domain import Run, Unavailable
+
+
+class TooManyRuns(HTTPException):
+    status_code = 429
+
+
+def _admit(service: TwinService, request: DraftRequest) -> asyncio.Semaphore:
+    """Check everything that can be refused before a run starts (limits, author, model, free slot)."""
+    request.check_limits(service.settings.serve)
+    service.author(request.author)
+    service.require_model()
+    slot = service.run_slot()
+    if slot.locked():
+        raise TooManyRuns(
+            detail=f"{service.settings.serve.max_concurrent_runs} runs are in progress; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    return slot
+
+
+async def run_chat(service: TwinService, request: DraftRequest, origin: str = "chat") -> RunResult:
+    from agents.run import run_to_completion
+
+    slot = _admit(service, request)
+    async with slot:
+        try:
+            return await asyncio.wait_for(
+                run_to_completion(service.agent_deps(), request, origin=origin),
+                timeout=service.settings.serve.request_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"The twin did not finish within {service.settings.serve.request_timeout_s:.0f} s; "
+                "retry, or ask for fewer drafts."
+            ) from exc
+
+
+async def stream_chat(service: TwinService, request: DraftRequest) -> AsyncIterator[SSEData]:
+    """Agent events as SSE: `step`, `token`, `draft`, then `done` (or `error`)."""
+    from agents.run import run_agent
+
+    slot = _admit(service, request)
+
+    async def events() -> AsyncIterator[SSEData]:
+        async with slot:
+            async for event in run_agent(service.agent_deps(), request):
+                yield {"event": event.type, "data": event.model_dump_json()}
+
+    return events()
+
+
+class ChatController(Controller):
+    path = "/api"
+    tags = ["chat"]
+
+    @post("/chat", operation_id="chat", status_code=200)
+    async def chat(self, service: TwinService, data: DraftRequest) -> RunResult:
+        """Drafts in the author's voice, each with scores and the sources it stands on, plus the run id."""
+        return await run_chat(service, data)
+
+    @post("/chat/stream", operation_id="chatStream", status_code=200)
+    async def chat_stream(self, service: TwinService, data: DraftRequest) -> ServerSentEvent:
+        """The same run, streamed: the agent's steps and tokens as server-sent events."""
+        return ServerSentEvent(await stream_chat(service, data))
+
+    @get("/runs/{run_id:str}", operation_id="getRun")
+    async def get_run(self, service: TwinService, run_id: str) -> Run:
+        """A run's request, plan, tool calls, drafts, critiques and scores."""
+        return service.db.get_run(run_id)
+
+
+ROUTE_HANDLERS = [ChatController]

@@ -1,0 +1,297 @@
+"""The service core: owns the embedded stores and the model deployment, runs long work as jobs.
+
+Controllers stay thin and call these methods; rules (caps, validation, job bookkeeping) live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from twin.domain import (
+    Author,
+    Conflict,
+    IngestReport,
+    Job,
+    JobStatus,
+    Kind,
+    Platform,
+    SearchHit,
+    Source,
+    TwinError,
+    Unavailable,
+)
+from twin.settings import Settings
+from twin.store import DocumentStore
+
+log = logging.getLogger("twin.service")
+
+
+class SourceCreate(BaseModel):
+    url: str
+    platform: Platform | None = None
+    render_js: bool = False
+
+
+class IngestRequest(BaseModel):
+    urls: list[str] = Field(default_factory=list, description="One-off links; empty collects every source.")
+    render_js: bool = False
+
+
+class TrainRequest(BaseModel):
+    workers: int | None = Field(default=None, ge=1, le=64)
+    max_steps: int | None = Field(default=None, ge=1)
+    dpo: bool = True
+
+
+class TwinService:
+    """One per process. `start()` opens the stores; the model deployment comes up in the background."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: DocumentStore | None = None
+        self.ingestion: Any = None
+        self.model_client: Any = None
+        self.model_error: str | None = None
+        self._model_task: asyncio.Task[None] | None = None
+        self._jobs: dict[str, asyncio.Task[Any]] = {}
+        self._runs = asyncio.Semaphore(settings.serve.max_concurrent_runs)
+        self._ingest_lock = asyncio.Lock()  # one writer of the vector store at a time
+        self._exit_stack = contextlib.AsyncExitStack()
+        self.checkpointer: Any = None
+        self._agent_deps: Any = None
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def start(self, *, with_model: bool = True) -> None:
+        from ingestion.pipeline import IngestionDeps
+        from twin.vectors import Embedder, VectorStore
+
+        self.settings.ensure_dirs()
+        self.store = DocumentStore.from_url(self.settings.resolved_database_url)
+        for job in self.store.list_jobs(status=JobStatus.running):  # died with the previous process
+            self.store.update_job(job.id, status=JobStatus.failed, error="The service stopped while this job ran.")
+        embedder = await asyncio.to_thread(Embedder, self.settings)
+        vectors = await asyncio.to_thread(VectorStore, self.settings, embedder)
+        self.ingestion = IngestionDeps(settings=self.settings, store=self.store, vectors=vectors)
+        from agents.checkpoint import open_checkpointer
+
+        self.checkpointer = await self._exit_stack.enter_async_context(
+            open_checkpointer(self.settings.resolved_database_url)
+        )
+        if with_model:
+            self._model_task = asyncio.create_task(self._start_model())
+
+    async def _start_model(self, attempts: int = 3) -> None:
+        """Bring the model deployment up in the background, retrying a failed start (Ray can time out
+        starting on a loaded machine); chat answers 503 with a retry hint meanwhile."""
+        from serving.model import deploy_model
+        from serving.model_client import ModelClient
+
+        serve_settings = self.settings.serve
+        if not serve_settings.ray_address and serve_settings.ray_num_cpus is None:
+            # The local Ray hosts the model replica and training workers side by side: give it enough
+            # logical CPUs for both (training would otherwise wait for the replica's CPU forever).
+            serve_settings.ray_num_cpus = max(
+                os.cpu_count() or 1, math.ceil(serve_settings.model_num_cpus) + self.settings.train.workers
+            )
+        for attempt in range(1, attempts + 1):
+            try:
+                handle = await asyncio.to_thread(deploy_model, self.settings)
+                self.model_client = ModelClient(handle)
+                self.model_error = None
+                log.info("model deployment ready")
+                return
+            except Exception as exc:  # noqa: BLE001 - reported through /api/health and 503s
+                log.exception("model deployment failed (attempt %d of %d)", attempt, attempts)
+                self.model_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(5 * attempt)
+
+    async def stop(self) -> None:
+        for task in list(self._jobs.values()):
+            task.cancel()
+        if self._model_task:
+            self._model_task.cancel()
+        await self._exit_stack.aclose()
+        if self.ingestion is not None:
+            self.ingestion.vectors.close()
+        if self.store is not None:
+            self.store.close()
+
+    def require_model(self) -> Any:
+        if self.model_client is None:
+            if self.model_error:
+                raise Unavailable(f"The model deployment failed to start: {self.model_error}")
+            raise Unavailable("The model is still starting; retry in a few seconds.")
+        return self.model_client
+
+    def agent_deps(self) -> Any:
+        """The agent's dependencies, sharing this service's stores, model and ingest lock."""
+        from agents.deps import AgentDeps
+
+        model = self.require_model()
+        if self._agent_deps is None or self._agent_deps.model is not model:
+            self._agent_deps = AgentDeps(
+                settings=self.settings,
+                store=self.db,
+                ingestion=self.ingestion,
+                model=model,
+                checkpointer=self.checkpointer,
+                ingest_lock=self._ingest_lock,
+            )
+        return self._agent_deps
+
+    @property
+    def db(self) -> DocumentStore:
+        assert self.store is not None, "TwinService.start() was not called"
+        return self.store
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": "ready" if self.model_client else ("failed" if self.model_error else "starting"),
+            "model_error": self.model_error,
+            "running_jobs": [job_id for job_id, task in self._jobs.items() if not task.done()],
+        }
+
+    # authors and sources ---------------------------------------------------------------------
+    def author(self, name: str) -> Author:
+        return self.db.get_author(name)
+
+    def add_source(self, author_name: str, body: SourceCreate) -> Source:
+        from ingestion.collectors import detect_platform
+        from ingestion.pipeline import validate_source_url
+
+        url = validate_source_url(body.url)
+        return self.db.add_source(self.author(author_name), url, body.platform or detect_platform(url), body.render_js)
+
+    async def remove_source(self, author_name: str, url: str) -> int:
+        from ingestion.pipeline import remove_source
+
+        async with self._ingest_lock:
+            return await asyncio.to_thread(remove_source, self.ingestion, self.author(author_name), url)
+
+    def search(
+        self, author_name: str, query: str, k: int = 5, platform: Platform | None = None, kind: Kind | None = None
+    ) -> list[SearchHit]:
+        self.author(author_name)
+        return self.ingestion.vectors.search(author_name, query, k=k, platform=platform, kind=kind)
+
+    # jobs ------------------------------------------------------------------------------------
+    def _spawn(self, job: Job, work: Callable[[Callable[[dict[str, Any]], None]], Awaitable[BaseModel]]) -> Job:
+        def report_progress(progress: dict[str, Any]) -> None:
+            self.db.update_job(job.id, progress=progress)
+
+        async def runner() -> None:
+            try:
+                result = await work(report_progress)
+                self.db.update_job(job.id, status=JobStatus.succeeded, result=result.model_dump(mode="json"))
+            except asyncio.CancelledError:
+                self.db.update_job(job.id, status=JobStatus.failed, error="cancelled (service stopping)")
+                raise
+            except Exception as exc:  # noqa: BLE001 - the job records every failure for the user
+                log.exception("job %s failed", job.id)
+                self.db.update_job(job.id, status=JobStatus.failed, error=str(exc) or type(exc).__name__)
+            finally:
+                self._jobs.pop(job.id, None)
+
+        self._jobs[job.id] = asyncio.create_task(runner())
+        return job
+
+    def _busy(self, author: Author, kind: str) -> None:
+        for job in self.db.list_jobs(author=author, kind=kind, status=JobStatus.running):
+            if job.id in self._jobs:
+                raise Conflict(f"A {kind} job ({job.id}) is already running for {author.name}.")
+
+    def start_ingest(self, author_name: str, body: IngestRequest) -> Job:
+        from ingestion.pipeline import ProgressEvent, ingest_urls, validate_source_url
+
+        author = self.author(author_name)
+        urls = [validate_source_url(u) for u in body.urls]
+        if len(urls) > self.settings.serve.max_links:
+            raise TwinError(f"At most {self.settings.serve.max_links} links per request (got {len(urls)}).")
+        self._busy(author, "ingest")
+        job = self.db.create_job(author, "ingest", progress={"done": 0, "current": "", "problems": []})
+
+        async def work(report_progress: Callable[[dict[str, Any]], None]) -> IngestReport:
+            state: dict[str, Any] = {"done": 0, "current": "", "problems": [], "documents": []}
+
+            def on_event(event: ProgressEvent) -> None:
+                if event.kind == "source":
+                    state["current"] = event.url
+                elif event.kind == "document":
+                    state["done"] += 1
+                    state["documents"] = (state["documents"] + [{"url": event.url, "status": event.status}])[-20:]
+                elif event.kind == "problem":
+                    state["done"] += 1
+                    state["problems"].append({"url": event.url, "status": event.status, "reason": event.message})
+                else:
+                    return
+                report_progress(dict(state))
+
+            async with self._ingest_lock:
+                return await ingest_urls(self.ingestion, author, urls or None, render_js=body.render_js,
+                                         progress=on_event)
+
+        return self._spawn(job, work)
+
+    def start_import(self, author_name: str, filename: str, data: bytes) -> Job:
+        from ingestion.pipeline import import_export
+
+        author = self.author(author_name)
+        if not data:
+            raise TwinError("The uploaded file is empty.")
+        uploads = self.settings.data_dir / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        safe_name = Path(filename or "export.zip").name or "export.zip"
+        with tempfile.NamedTemporaryFile(dir=uploads, prefix="upload-", suffix="-" + safe_name, delete=False) as fh:
+            fh.write(data)
+            path = Path(fh.name)
+        job = self.db.create_job(author, "import", progress={"file": safe_name})
+
+        async def work(report_progress: Callable[[dict[str, Any]], None]) -> IngestReport:
+            async with self._ingest_lock:
+                target = path.with_name(safe_name)
+                path.replace(target)  # the source is named after the file the user uploaded
+                return await import_export(self.ingestion, author, target)
+
+        return self._spawn(job, work)
+
+    def start_training(self, author_name: str, body: TrainRequest) -> Job:
+        """Validate now (clear 4xx), then train in the background; the job reports each stage."""
+        from training.config import TrainConfig
+        from training.job import check_training_request, create_training_job, train
+
+        config = TrainConfig.from_settings(self.settings, workers=body.workers, max_steps=body.max_steps,
+                                           dpo=body.dpo)
+        check_training_request(self.db, author_name, self.settings, config)
+        for job in self.db.list_jobs(author=self.author(author_name), kind="train", status=JobStatus.running):
+            raise Conflict(f"A training job ({job.id}) is already running for {author_name}.")
+        job = create_training_job(self.db, self.author(author_name))
+
+        async def work(_: Callable[[dict[str, Any]], None]) -> BaseModel:
+            return await asyncio.to_thread(train, self.db, author_name, self.settings, config, job_id=job.id)
+
+        return self._spawn(job, work)
+
+    def job(self, job_id: str) -> Job:
+        return self.db.get_job(job_id)
+
+    async def wait_for_job(self, job_id: str, timeout_s: float | None = None) -> Job:
+        task = self._jobs.get(job_id)
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        return self.db.get_job(job_id)
+
+    # runs ------------------------------------------------------------------------------------
+    def run_slot(self) -> asyncio.Semaphore:
+        """Concurrent agent runs are capped; callers fail fast with 429 when none is free."""
+        return self._runs

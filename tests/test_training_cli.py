@@ -1,0 +1,114 @@
+"""`twin train` refusals (clear errors that change nothing) and `twin adapters` list/activate/rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from twin.cli.train import register
+from twin.domain import Conflict, JobStatus, Kind, Platform, RawDocument
+from twin.settings import Settings, get_settings
+from twin.store import DocumentStore
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer]:
+    monkeypatch.setenv("TWIN_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("TWIN_MODELS_PATH", str(settings.models_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """test root"""
+
+    register(app)
+    yield app
+    get_settings.cache_clear()
+
+
+def add_adapters(store: DocumentStore, name: str, count: int) -> None:
+    author = store.add_author(name)
+    for version in range(1, count + 1):
+        store.register_adapter(
+            author, f"/adapters/{name}/v{version}", "smollm2-135m-instruct", f"{version:064d}",
+            {"lora_r": 16}, {"perplexity_base": 30.0, "perplexity_adapter": 20.0 + version, "perplexity_ratio": 0.7},
+        )
+
+
+def test_adapters_list_activate_and_rollback(cli: typer.Typer, store: DocumentStore) -> None:
+    add_adapters(store, "juno", 3)
+    runner = CliRunner()
+
+    listed = runner.invoke(cli, ["adapters", "juno", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["version"], r["active"]) for r in rows] == [(1, False), (2, False), (3, True)]
+    assert rows[2]["metrics"]["perplexity_adapter"] == 23.0
+    table = runner.invoke(cli, ["adapters", "list", "juno"])
+    assert table.exit_code == 0 and "v3" in table.output and "23.00" in table.output
+
+    assert runner.invoke(cli, ["adapters", "activate", "juno", "v1"]).exit_code == 0
+    assert store.active_adapter(store.get_author("juno")).version == 1
+    first = runner.invoke(cli, ["adapters", "rollback", "juno"])
+    assert first.exit_code != 0 and "nothing to roll back" in first.output
+    assert runner.invoke(cli, ["adapters", "activate", "juno", "3"]).exit_code == 0
+    rolled = runner.invoke(cli, ["adapters", "rollback", "juno"])
+    assert rolled.exit_code == 0 and "v3 to v2" in rolled.output
+    assert store.active_adapter(store.get_author("juno")).version == 2
+
+    missing = runner.invoke(cli, ["adapters", "activate", "juno", "9"])
+    assert missing.exit_code == 2 and "no adapter version 9" in missing.output
+    assert runner.invoke(cli, ["adapters", "nobody"]).exit_code == 2
+
+
+def test_train_refuses_bad_input_and_changes_nothing(
+    cli: typer.Typer, store: DocumentStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["train", "nobody"])
+    assert unknown.exit_code == 2 and "No author named 'nobody'" in unknown.output
+
+    author = store.add_author("quiet")
+    text = "Only a handful of words."
+    store.upsert_document(author, None, RawDocument(url="https://q.example/1", platform=Platform.x,
+                                                    kind=Kind.post, text=text), text)
+    little = runner.invoke(cli, ["train", "quiet"])
+    assert little.exit_code == 1
+    assert "5 words" in little.output and "at least 2,000 words" in little.output
+
+    monkeypatch.setenv("TWIN_TRAIN__MIN_WORDS", "1")
+    for i in range(3):
+        store.upsert_document(author, None, RawDocument(url=f"https://q.example/x{i}", platform=Platform.x,
+                                                        kind=Kind.post, text=text), text)
+    monkeypatch.setenv("TWIN_BASE_MODEL", "no-such-org/no-such-model")
+    get_settings.cache_clear()
+    model = runner.invoke(cli, ["train", "quiet"])
+    assert model.exit_code == 1 and "Unknown base model 'no-such-org/no-such-model'" in model.output
+
+    assert store.list_jobs(author) == [] and store.list_adapters(author) == []
+    assert not (settings.datasets_dir / "quiet").exists() and not (settings.adapters_dir / "quiet").exists()
+
+
+def test_a_second_training_job_for_the_same_author_is_refused(store: DocumentStore) -> None:
+    from training.job import TRAIN_JOB_KIND, check_not_busy
+
+    author = store.add_author("busy")
+    running = store.create_job(author, TRAIN_JOB_KIND, progress={"owner": {"host": os.uname().nodename,
+                                                                             "pid": os.getpid()}})
+    with pytest.raises(Conflict, match="already has a training job running"):
+        check_not_busy(store, author)
+
+    # a job whose process is gone (killed CLI) no longer blocks: it is marked failed
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    store.update_job(running.id, progress={"owner": {"host": os.uname().nodename, "pid": finished.pid}})
+    check_not_busy(store, author)
+    job = store.get_job(running.id)
+    assert job.status == JobStatus.failed and "interrupted" in (job.error or "")

@@ -1,0 +1,157 @@
+"""`evaluate_draft`: score a draft with every metric of `evals` and say, in words, what to fix.
+
+The metric state is fitted on the author's own documents (the request's links left out): a stylometric
+profile, a copy detector and, when the active adapter's training data holds DPO pairs, a style classifier
+(the author's texts against the base model's answers, the generic voice). It is built once per corpus state
+and adapter and kept in `AgentDeps.evaluators`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from agents.schemas import Critique
+from tools.options import ToolOptions
+from twin.domain import Adapter, Author, Platform
+from twin.settings import Settings
+
+if TYPE_CHECKING:
+    from agents.deps import AgentDeps
+    from evals.privacy import CopyDetector
+    from evals.style import StyleClassifier, StyleProfile
+
+MIN_GENERIC_TEXTS = 4
+
+
+class EvaluateDraftInput(BaseModel):
+    text: str = Field(description="The draft to score.")
+    platform: Platform
+    passages: list[str] = Field(default_factory=list, description="Texts the draft should be grounded in.")
+
+
+class Evaluation(BaseModel):
+    scores: dict[str, float]
+    """Every available score in [0, 1] (higher is better), plus ``overall``, their weighted mean."""
+    critique: Critique
+
+
+@dataclass
+class AuthorScorers:
+    """What the metrics need from the author's corpus."""
+
+    profile: StyleProfile | None
+    copy_detector: CopyDetector | None
+    classifier: StyleClassifier | None
+
+
+def generic_voice_texts(settings: Settings, author: Author, adapter: Adapter | None) -> list[str]:
+    """The base model's answers from the active adapter's DPO data (the generic voice), if it has any."""
+    from evals.variants import adapter_dataset_dir
+
+    if adapter is None:
+        return []
+    dataset_dir = adapter_dataset_dir(settings, author.name, adapter)
+    pairs_file = dataset_dir / "dpo_train.jsonl" if dataset_dir else None
+    if pairs_file is None or not pairs_file.exists():
+        return []
+    texts = []
+    for line in pairs_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rejected = json.loads(line).get("rejected") or []
+            if rejected and str(rejected[-1].get("content", "")).strip():
+                texts.append(rejected[-1]["content"])
+    return texts
+
+
+def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] = ()) -> AuthorScorers:
+    """Fit (or reuse) the author's metric state."""
+    from evals.privacy import CopyDetector
+    from evals.style import StyleClassifier, StyleProfile
+
+    excluded = set(exclude_urls)
+    documents = [d for d in deps.store.list_documents(author) if d.url not in excluded]
+    adapter = deps.store.active_adapter(author)
+    key = ("scorers", author.id)
+    signature = (tuple(sorted((d.id, d.version) for d in documents)), adapter.id if adapter else None)
+    cached = deps.evaluators.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    texts = [d.clean_text for d in documents if d.clean_text.strip()]
+    classifier = None
+    generic = generic_voice_texts(deps.settings, author, adapter)
+    if texts and len(generic) >= MIN_GENERIC_TEXTS:
+        try:
+            classifier = StyleClassifier.fit(texts, generic)
+        except ValueError:
+            classifier = None  # too little prose on one side: style goes unmeasured rather than guessed
+    scorers = AuthorScorers(
+        profile=StyleProfile.from_texts(texts) if texts else None,
+        copy_detector=CopyDetector(texts) if texts else None,
+        classifier=classifier,
+    )
+    deps.evaluators[key] = (signature, scorers)
+    return scorers
+
+
+def evaluate(
+    deps: AgentDeps, author: Author, options: ToolOptions, text: str, platform: Platform, passages: list[str],
+    exclude_urls: Sequence[str] = (),
+) -> Evaluation:
+    from evals.scoring import Thresholds, score_draft
+
+    scorers = author_scorers(deps, author, exclude_urls)
+    result = score_draft(
+        text,
+        platform,
+        style=scorers.classifier,
+        profile=scorers.profile,
+        passages=passages,
+        copy_detector=scorers.copy_detector,
+        embed=deps.ingestion.vectors.embedder.embed_documents,
+        thresholds=Thresholds(
+            style=options.style_threshold,
+            stylometry=options.stylometry_threshold,
+            grounding=options.grounding_threshold,
+        ),
+    )
+    names = ("style", "stylometry", "grounding", "rules", "privacy", "copying", "overall")
+    scores = {name: float(value) for name in names if (value := getattr(result, name)) is not None}
+    critique = Critique(
+        passed=result.passed,
+        reasons=result.reasons,
+        unsupported_sentences=result.unsupported_sentences,
+        rule_violations=result.violations,
+        metrics="evals",
+    )
+    return Evaluation(scores=scores, critique=critique)
+
+
+def make_evaluate_draft(
+    deps: AgentDeps, author: Author, options: ToolOptions, exclude_urls: Sequence[str] = ()
+) -> BaseTool:
+    async def evaluate_draft(
+        text: str, platform: Platform, passages: list[str] | None = None
+    ) -> tuple[str, Evaluation]:
+        evaluation = await asyncio.to_thread(
+            evaluate, deps, author, options, text, platform, passages or [], exclude_urls
+        )
+        verdict = "passes" if evaluation.critique.passed else "fails"
+        lines = [f"The draft {verdict}: " + ", ".join(f"{k}={v:.2f}" for k, v in evaluation.scores.items())]
+        lines.extend(f"- {reason}" for reason in evaluation.critique.reasons)
+        return "\n".join(lines), evaluation
+
+    return StructuredTool.from_function(
+        coroutine=evaluate_draft,
+        name="evaluate_draft",
+        description="Score a draft (style, grounding in the passages, platform rules, privacy, copying) "
+        "and list what to fix.",
+        args_schema=EvaluateDraftInput,
+        response_format="content_and_artifact",
+    )

@@ -1,0 +1,51 @@
+"""`retrieve`: hybrid search over the author's own chunks (LlamaIndex over Qdrant, filtered to the author)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from agents.prompts import format_passages_for_model
+from agents.schemas import Passage
+from tools.options import ToolOptions
+from twin.domain import Author, Platform
+
+if TYPE_CHECKING:
+    from agents.deps import AgentDeps
+
+
+class RetrieveInput(BaseModel):
+    query: str = Field(min_length=1, description="What to look for in the author's own writing.")
+    platform: Platform | None = Field(default=None, description="Only texts from this platform.")
+    k: int | None = Field(default=None, ge=1, le=50, description="How many passages.")
+
+
+def make_retrieve(deps: AgentDeps, author: Author, options: ToolOptions) -> BaseTool:
+    async def retrieve(query: str, platform: Platform | None = None, k: int | None = None) -> tuple[str, list[Passage]]:
+        hits = await asyncio.to_thread(
+            deps.ingestion.vectors.search, author.name, query, k or options.retrieve_k, platform
+        )
+        passages = [
+            Passage(
+                origin="retrieved",
+                url=hit.url,
+                title=hit.title or None,
+                text=hit.text,
+                document_id=hit.document_id,
+                chunk_id=hit.chunk_id,
+                score=hit.score,
+            )
+            for hit in hits
+        ]
+        return format_passages_for_model(passages), passages
+
+    return StructuredTool.from_function(
+        coroutine=retrieve,
+        name="retrieve",
+        description="Search the author's own past writing for passages relevant to a query.",
+        args_schema=RetrieveInput,
+        response_format="content_and_artifact",
+    )

@@ -1,0 +1,459 @@
+"""Training data from a snapshot of the store: SFT prompt-completion examples, DPO pairs, splits by document.
+
+Every answer is the author's own text. Short documents (posts, notes) are one answer each; long ones
+(articles) are cut into passages at paragraph boundaries so that each passage fits ``max_length`` with its
+prompt. Code documents are skipped: source files are not the author's writing voice.
+
+The instruction for each answer is written by *instruction back-translation*: extractively by default,
+from the title, the platform and the document's top TF-IDF key phrases (scikit-learn, fitted on the
+author's whole corpus, so the phrases are what is distinctive about this document); by an LLM when
+``settings.agent.chat_model_url`` names an OpenAI-compatible endpoint.
+
+Examples are TRL's *conversational prompt-completion* format (``{"prompt": [user msg], "completion":
+[assistant msg]}``): TRL applies the model's own chat template and computes the loss on the completion only.
+DPO pairs reuse the prompt: chosen = the author's passage, rejected = the base model's answer to it.
+
+Splits are by document (never by passage), deterministic by seed: a document's split depends only on its
+URL and the seed, so adding documents never moves old ones between splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from twin.domain import Document, Kind, Platform, TwinError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from twin.settings import Settings
+    from twin.store import DocumentStore
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+
+EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+# International (+CC ...) or North-American style numbers with separators; bare digit runs (years, ids,
+# version numbers) are left alone.
+PHONE_RE = re.compile(
+    r"(?<![\w/.-])(?:\+\d{1,3}[\s.-]?(?:\(?\d{1,4}\)?[\s.-]?){2,4}\d{2,4}"
+    r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4})(?![\w/-])"
+)
+PARAGRAPH_RE = re.compile(r"\n\s*\n")
+PROMPT_TOKEN_BUDGET = 64
+"""Tokens kept free for the chat template and the instruction when a long document is cut into passages."""
+MIN_PASSAGE_WORDS = 8
+
+RejectedFn = Callable[[str, list[list[dict[str, str]]], int], list[str]]
+
+PLATFORM_NAMES = {
+    Platform.linkedin: "LinkedIn post",
+    Platform.x: "short post for X",
+    Platform.medium: "Medium article",
+    Platform.substack: "Substack newsletter post",
+    Platform.blog: "blog post",
+    Platform.github: "README section",
+}
+
+
+class PromptCompletion(BaseModel):
+    """One SFT example, in TRL's conversational prompt-completion format, plus where it came from."""
+
+    prompt: list[dict[str, str]]
+    completion: list[dict[str, str]]
+    document_id: int
+    url: str
+    platform: Platform
+    kind: Kind
+    part: int = 0
+    instruction_source: Literal["extractive", "llm"] = "extractive"
+
+    @property
+    def instruction(self) -> str:
+        return self.prompt[-1]["content"]
+
+    @property
+    def answer(self) -> str:
+        return self.completion[-1]["content"]
+
+
+class PreferencePair(BaseModel):
+    """One DPO pair in TRL's conversational preference format."""
+
+    prompt: list[dict[str, str]]
+    chosen: list[dict[str, str]]
+    rejected: list[dict[str, str]]
+    document_id: int
+
+
+class SplitStats(BaseModel):
+    examples: int
+    documents: int
+    tokens: int
+    """Tokens of the chat-formatted prompt and completion together."""
+    completion_tokens: int
+    per_platform: dict[str, int]
+
+
+class DatasetBundle(BaseModel):
+    """Where the JSONL files are, their combined content hash, and the loaded examples."""
+
+    author: str
+    out_dir: Path
+    dataset_hash: str
+    files: dict[str, Path]
+    file_hashes: dict[str, str]
+    stats: dict[str, SplitStats]
+    splits: dict[Split, list[PromptCompletion]]
+    dpo: list[PreferencePair] = Field(default_factory=list)
+    skipped_documents: int = 0
+
+
+def scrub_pii(text: str) -> str:
+    """Replace email addresses and phone numbers with placeholders."""
+    return PHONE_RE.sub("[phone]", EMAIL_RE.sub("[email]", text))
+
+
+def user_prompt(instruction: str) -> list[dict[str, str]]:
+    """The chat messages a twin gets for an instruction (also used by serving and perplexity)."""
+    return [{"role": "user", "content": instruction}]
+
+
+def document_rank(url: str, seed: int) -> float:
+    """A stable number in [0, 1) for a document: its place in the seed's order of documents."""
+    digest = hashlib.sha256(f"{seed}:{url}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(
+    documents: Sequence[Document], seed: int, validation_fraction: float, test_fraction: float
+) -> dict[Split, list[Document]]:
+    """Split by document: each document's rank in a seeded hash order decides; at least one per split."""
+    ordered = sorted(documents, key=lambda d: document_rank(d.url, seed))
+    n = len(ordered)
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * validation_fraction))
+    return {
+        "test": ordered[:n_test],
+        "validation": ordered[n_test : n_test + n_val],
+        "train": ordered[n_test + n_val :],
+    }
+
+
+def passages(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Cut text into paragraph-aligned passages of at most ``max_tokens`` (a lone longer paragraph stays
+    whole and is truncated by the trainer)."""
+    out: list[str] = []
+    current: list[str] = []
+    current_tokens = 0
+    for paragraph in (p.strip() for p in PARAGRAPH_RE.split(text)):
+        if not paragraph:
+            continue
+        tokens = count_tokens(paragraph)
+        if current and current_tokens + tokens > max_tokens:
+            out.append("\n\n".join(current))
+            current, current_tokens = [], 0
+        current.append(paragraph)
+        current_tokens += tokens + 1
+    if current:
+        out.append("\n\n".join(current))
+    return [p for p in out if len(p.split()) >= MIN_PASSAGE_WORDS]
+
+
+class KeyPhrases:
+    """Top TF-IDF unigrams and bigrams of each text, against the author's whole corpus."""
+
+    def __init__(self, corpus: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2),
+            stop_words="english",
+            # words with at most a short numeric tail ("python3"), so hashes and ids never become topics
+            token_pattern=r"(?u)\b[A-Za-z][A-Za-z+#.-]*[A-Za-z+#]\d{0,2}\b",
+            sublinear_tf=True,
+            min_df=1,
+            max_df=0.5 if len(corpus) >= 10 else 1.0,
+        )
+        self.vectorizer.fit(corpus)
+        self.vocabulary = self.vectorizer.get_feature_names_out()
+
+    def top(self, text: str, k: int = 3) -> list[str]:
+        row = self.vectorizer.transform([text]).tocoo()
+        ranked = sorted(zip(row.col, row.data, strict=True), key=lambda item: (-item[1], item[0]))
+        phrases: list[str] = []
+        for index, _score in ranked:
+            phrase = str(self.vocabulary[index])
+            # A bigram makes its own words redundant, and vice versa.
+            if any(phrase in kept or kept in phrase for kept in phrases):
+                continue
+            phrases.append(phrase)
+            if len(phrases) == k:
+                break
+        return phrases
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def extractive_instruction(document: Document, phrases: Sequence[str], part: int, parts: int) -> str:
+    """An instruction a user might have given to get this text: platform, title and key phrases."""
+    what = "short note" if document.kind == Kind.note else PLATFORM_NAMES[document.platform]
+    topics = _join(list(phrases)) or "something on your mind"
+    title = (document.title or "").strip()
+    if parts > 1:
+        piece = f"part {part + 1} of {parts} of the {what}"
+        return f'Write {piece} titled "{title}", covering {topics}.' if title else f"Write {piece} about {topics}."
+    if title:
+        return f'Write a {what} titled "{title}" about {topics}.'
+    return f"Write a {what} about {topics}."
+
+
+def llm_instruction(settings: Settings, text: str, fallback: str) -> str | None:
+    """Ask the configured OpenAI-compatible model for the instruction that would produce ``text``."""
+    import httpx
+
+    agent = settings.agent
+    if not agent.chat_model_url:
+        return None
+    headers = {"Authorization": f"Bearer {agent.chat_model_api_key}"} if agent.chat_model_api_key else {}
+    body = {
+        "model": agent.chat_model_name or "default",
+        "temperature": 0,
+        "max_tokens": 80,
+        "messages": [
+            {
+                "role": "system",
+                "content": "Write the one-sentence request a user would have given a ghostwriter to get the "
+                "text below. Mention its platform and topic, not its wording. Reply with the request only.",
+            },
+            {"role": "user", "content": f"Draft request: {fallback}\n\nText:\n{text[:4000]}"},
+        ],
+    }
+    try:
+        response = httpx.post(
+            agent.chat_model_url.rstrip("/") + "/chat/completions", json=body, headers=headers, timeout=60
+        )
+        response.raise_for_status()
+        content = response.json()["choices"][0]["message"]["content"].strip()
+    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        return None  # the extractive instruction is always there to fall back on
+    return content or None
+
+
+def _write_jsonl(path: Path, rows: Sequence[BaseModel]) -> str:
+    data = "".join(json.dumps(row.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+    path.write_text(data, encoding="utf-8")
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def _stats(examples: Sequence[PromptCompletion], tokenizer: PreTrainedTokenizerBase) -> SplitStats:
+    tokens = completion_tokens = 0
+    for ex in examples:
+        prompt_ids = tokenizer.apply_chat_template(ex.prompt, add_generation_prompt=True, tokenize=True)
+        full_ids = tokenizer.apply_chat_template(ex.prompt + ex.completion, tokenize=True)
+        tokens += len(_ids(full_ids))
+        completion_tokens += len(_ids(full_ids)) - len(_ids(prompt_ids))
+    return SplitStats(
+        examples=len(examples),
+        documents=len({ex.document_id for ex in examples}),
+        tokens=tokens,
+        completion_tokens=completion_tokens,
+        per_platform=dict(sorted(Counter(ex.platform.value for ex in examples).items())),
+    )
+
+
+def _ids(value: Any) -> list[int]:
+    # transformers 5 returns a BatchEncoding from apply_chat_template(tokenize=True)
+    return list(value["input_ids"]) if not isinstance(value, list) else value
+
+
+def usable_documents(documents: Sequence[Document]) -> list[Document]:
+    return [d for d in documents if d.kind != Kind.code and d.clean_text.strip()]
+
+
+def check_enough_text(author: str, documents: Sequence[Document], min_words: int) -> int:
+    """Raise a TwinError that says how much text there is and how much is needed; return the word count."""
+    words = sum(d.word_count for d in documents)
+    if words < min_words or len(documents) < 3:
+        raise TwinError(
+            f"{author} has {words:,} words of text in {len(documents)} documents (code excluded); training "
+            f"needs at least {min_words:,} words in at least 3 documents (TWIN_TRAIN__MIN_WORDS). "
+            f"Ingest more of {author}'s writing first."
+        )
+    return words
+
+
+def build_sft_examples(
+    documents: Sequence[Document],
+    settings: Settings,
+    tokenizer: PreTrainedTokenizerBase,
+    key_phrases: KeyPhrases,
+) -> list[PromptCompletion]:
+    max_passage_tokens = max(32, settings.train.max_length - PROMPT_TOKEN_BUDGET)
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    examples: list[PromptCompletion] = []
+    for doc in documents:
+        text = scrub_pii(doc.clean_text) if settings.train.scrub_pii else doc.clean_text
+        parts = passages(text, max_passage_tokens, count_tokens)
+        for index, passage in enumerate(parts):
+            instruction = extractive_instruction(doc, key_phrases.top(passage), index, len(parts))
+            source: Literal["extractive", "llm"] = "extractive"
+            written = llm_instruction(settings, passage, instruction)
+            if written:
+                instruction, source = written, "llm"
+            examples.append(
+                PromptCompletion(
+                    prompt=user_prompt(instruction),
+                    completion=[{"role": "assistant", "content": passage}],
+                    document_id=doc.id,
+                    url=doc.url,
+                    platform=doc.platform,
+                    kind=doc.kind,
+                    part=index,
+                    instruction_source=source,
+                )
+            )
+    return examples
+
+
+def generate_rejected(
+    model_path: str,
+    prompts: list[list[dict[str, str]]],
+    max_new_tokens: int,
+    batch_size: int = 8,
+) -> list[str]:
+    """The base model's greedy answers to the prompts (the DPO 'rejected' side), batched, left-padded."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    answers: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = [
+            tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+            for p in prompts[start : start + batch_size]
+        ]
+        inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                repetition_penalty=1.2,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        answers.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    return answers
+
+
+def build_datasets(
+    store: DocumentStore,
+    author: str,
+    settings: Settings,
+    out_dir: Path,
+    *,
+    with_dpo: bool | None = None,
+    model_path: str | None = None,
+    rejected_fn: RejectedFn | None = None,
+) -> DatasetBundle:
+    """Snapshot the author's documents into SFT train/validation/test and DPO JSONL files under ``out_dir``.
+
+    ``rejected_fn(model_path, prompts, max_new_tokens)`` writes the DPO rejected answers; the default
+    generates in this process (the training job runs it as a Ray task instead).
+    Raises TwinError (before writing anything) when the author has too little text.
+    """
+    from transformers import AutoTokenizer
+
+    from twin.models import resolve_base_model
+
+    train = settings.train
+    record = store.get_author(author)
+    documents = usable_documents(store.list_documents(record))
+    all_documents = store.list_documents(record)
+    check_enough_text(author, documents, train.min_words)
+
+    model_path = model_path or resolve_base_model(settings)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    key_phrases = KeyPhrases([d.clean_text for d in documents])
+    by_split = assign_splits(documents, train.seed, train.validation_fraction, train.test_fraction)
+    splits: dict[Split, list[PromptCompletion]] = {
+        name: build_sft_examples(by_split[name], settings, tokenizer, key_phrases) for name in SPLITS
+    }
+    if not splits["train"]:
+        raise TwinError(f"{author}'s documents gave no training examples (every passage was too short).")
+
+    dpo: list[PreferencePair] = []
+    if train.dpo if with_dpo is None else with_dpo:
+        chosen = splits["train"][: train.dpo_max_pairs]
+        rejected = (rejected_fn or generate_rejected)(
+            model_path, [ex.prompt for ex in chosen], train.dpo_max_new_tokens
+        )
+        dpo = [
+            PreferencePair(
+                prompt=ex.prompt,
+                chosen=ex.completion,
+                rejected=[{"role": "assistant", "content": answer}],
+                document_id=ex.document_id,
+            )
+            for ex, answer in zip(chosen, rejected, strict=True)
+            if answer
+        ]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    file_hashes: dict[str, str] = {}
+    for name in SPLITS:
+        files[name] = out_dir / f"sft_{name}.jsonl"
+        file_hashes[name] = _write_jsonl(files[name], splits[name])
+    if dpo:
+        files["dpo"] = out_dir / "dpo_train.jsonl"
+        file_hashes["dpo"] = _write_jsonl(files["dpo"], dpo)
+    dataset_hash = hashlib.sha256(
+        "".join(f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items())).encode()
+    ).hexdigest()
+    stats = {name: _stats(splits[name], tokenizer) for name in SPLITS}
+    files["stats"] = out_dir / "stats.json"
+    files["stats"].write_text(
+        json.dumps(
+            {
+                "author": author,
+                "dataset_hash": dataset_hash,
+                "file_hashes": file_hashes,
+                "splits": {name: s.model_dump() for name, s in stats.items()},
+                "dpo_pairs": len(dpo),
+                "documents_used": len(documents),
+                "documents_skipped": len(all_documents) - len(documents),
+                "seed": train.seed,
+                "scrub_pii": train.scrub_pii,
+            },
+            indent=2,
+        )
+    )
+    return DatasetBundle(
+        author=author,
+        out_dir=out_dir,
+        dataset_hash=dataset_hash,
+        files=files,
+        file_hashes=file_hashes,
+        stats=stats,
+        splits=splits,
+        dpo=dpo,
+        skipped_documents=len(all_documents) - len(documents),
+    )

@@ -1,0 +1,1 @@
+"""LLM Twin core: settings, domain types, stores, model resolution and the `twin` CLI."""

@@ -1,0 +1,43 @@
+"""The `twin` command: one group per noun, each command a few lines over the stage packages."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from twin.cli import authors, ingest, search, sources
+
+app = typer.Typer(
+    name="twin",
+    help="LLM Twin: collect a person's writing, fine-tune a twin on it, and draft posts in their voice.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(authors.app, name="author")
+app.add_typer(sources.app, name="source")
+app.command("ingest")(ingest.ingest)
+app.command("import")(ingest.import_file)
+app.command("search")(search.search)
+app.command("documents")(search.documents)
+
+
+def _register_optional_groups() -> None:
+    """Groups owned by later stages register themselves the same way as the built-in ones."""
+    import importlib
+
+    for module in ("twin.cli.train", "twin.cli.serve", "twin.cli.evals", "twin.cli.schedule"):
+        try:
+            importlib.import_module(module).register(app)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+_register_optional_groups()
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

@@ -1,0 +1,171 @@
+"""`twin train AUTHOR` and `twin adapters ...`: fine-tune a twin, then list, activate and roll back versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from twin.cli.context import console, open_store, print_json, settings, user_errors
+from twin.domain import Adapter, NotFound
+
+
+class _DefaultListGroup(typer.core.TyperGroup):
+    """`twin adapters AUTHOR` means `twin adapters list AUTHOR`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+adapters_app = typer.Typer(
+    cls=_DefaultListGroup,
+    help="A twin's LoRA adapter versions: `twin adapters AUTHOR` lists them; activate or roll back.",
+    no_args_is_help=True,
+)
+
+
+def train(
+    author: str = typer.Argument(..., help="The author to train a twin of."),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Ray Train workers (default from settings)."),
+    no_dpo: bool = typer.Option(False, "--no-dpo", help="Stop after SFT (skip the DPO stage)."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="SFT optimizer steps (a small number is a smoke run); default: full epochs."
+    ),
+    gpu: bool | None = typer.Option(None, "--gpu/--cpu", help="Train on GPUs (NCCL) or CPUs (gloo)."),
+    activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the registered adapter as JSON."),
+) -> None:
+    """Fine-tune a LoRA twin of AUTHOR (SFT on their writing, then DPO) with Ray Train, and register it.
+
+    Example: `twin train juno --workers 2 --max-steps 50`. Held-out perplexity of unseen documents, base
+    model vs adapter, is printed at the end and stored with the adapter.
+    """
+    from training.config import TrainConfig
+    from training.job import TrainProgress
+    from training.job import train as run_training
+
+    config_settings = settings()
+    with user_errors(), open_store() as store:
+        config = TrainConfig.from_settings(
+            config_settings,
+            workers=workers,
+            max_steps=max_steps,
+            use_gpu=gpu,
+            dpo=False if no_dpo else None,
+        )
+        columns = (
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=as_json) as bar:
+            tasks: dict[str, Any] = {}
+            totals: dict[str, int] = {}
+
+            def on_progress(event: TrainProgress) -> None:
+                if event.stage not in tasks:
+                    for stage, task_id in tasks.items():  # a new stage means the earlier ones are done
+                        done = totals.get(stage) or 1
+                        bar.update(task_id, completed=done, total=done)
+                    if event.stage == "done":
+                        return
+                    tasks[event.stage] = bar.add_task(event.stage.upper(), total=None, info="")
+                if event.total:
+                    totals[event.stage] = event.total
+                info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
+                bar.update(
+                    tasks[event.stage], completed=event.step, total=totals.get(event.stage), info=info
+                )
+
+            adapter = run_training(
+                store, author, config_settings, config, progress=on_progress, activate=activate
+            )
+    if as_json:
+        print_json(adapter)
+        return
+    m = adapter.metrics
+    console.print(
+        f"Registered [bold]{author} v{adapter.version}[/bold]{' (active)' if adapter.active else ''} at {adapter.path}\n"
+        f"held-out perplexity: base {m['perplexity_base']:.2f} -> adapter {m['perplexity_adapter']:.2f} "
+        f"(ratio {m['perplexity_ratio']:.3f}); train loss {m['train_loss']:.3f}, "
+        f"validation loss {m['validation_loss']:.3f}"
+    )
+
+
+def _adapter_table(adapters: list[Adapter]) -> Table:
+    table = Table("version", "active", "created", "base model", "ppl base", "ppl adapter", "ratio", "dataset")
+    for a in adapters:
+        m = a.metrics
+        table.add_row(
+            f"v{a.version}",
+            "*" if a.active else "",
+            f"{a.created_at:%Y-%m-%d %H:%M}",
+            a.base_model,
+            f"{m.get('perplexity_base', float('nan')):.2f}",
+            f"{m.get('perplexity_adapter', float('nan')):.2f}",
+            f"{m.get('perplexity_ratio', float('nan')):.3f}",
+            a.dataset_hash[:12],
+        )
+    return table
+
+
+@adapters_app.command("list")
+def list_adapters(
+    author: str = typer.Argument(..., help="Whose adapters."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List AUTHOR's adapter versions (the active one is starred)."""
+    with user_errors(), open_store() as store:
+        adapters = store.list_adapters(store.get_author(author))
+    if as_json:
+        print_json([a.model_dump(mode="json") for a in adapters])
+        return
+    if not adapters:
+        console.print(f"{author} has no adapters yet. Train one with `twin train {author}`.")
+        return
+    console.print(_adapter_table(adapters))
+
+
+@adapters_app.command("activate")
+def activate(
+    author: str = typer.Argument(..., help="Whose adapter."),
+    version: str = typer.Argument(..., help="Version number, e.g. `3` or `v3`."),
+) -> None:
+    """Make VERSION the adapter the twin uses."""
+    with user_errors(), open_store() as store:
+        try:
+            number = int(version.lstrip("vV"))
+        except ValueError:
+            raise NotFound(f"{version!r} is not a version number (e.g. 3 or v3).") from None
+        adapter = store.activate_adapter(store.get_author(author), number)
+    console.print(f"{author} now uses adapter v{adapter.version}.")
+
+
+@adapters_app.command("rollback")
+def rollback(author: str = typer.Argument(..., help="Whose adapter.")) -> None:
+    """Activate the version before the active one."""
+    with user_errors(), open_store() as store:
+        record = store.get_author(author)
+        adapters = store.list_adapters(record)
+        active = next((a for a in adapters if a.active), None)
+        if active is None:
+            raise NotFound(f"{author} has no active adapter to roll back from.")
+        earlier = [a for a in adapters if a.version < active.version]
+        if not earlier:
+            raise NotFound(f"v{active.version} is {author}'s first adapter; there is nothing to roll back to.")
+        adapter = store.activate_adapter(record, earlier[-1].version)
+    console.print(f"{author} rolled back from v{active.version} to v{adapter.version}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and the `adapters` group to the root `twin` app."""
+    app.command("train")(train)
+    app.add_typer(adapters_app, name="adapters")

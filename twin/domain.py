@@ -1,0 +1,261 @@
+"""Domain types shared by every stage. Pydantic models are the typed boundary between packages."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+
+class Platform(str, enum.Enum):
+    linkedin = "linkedin"
+    x = "x"
+    medium = "medium"
+    substack = "substack"
+    blog = "blog"
+    github = "github"
+
+
+class Kind(str, enum.Enum):
+    post = "post"
+    article = "article"
+    code = "code"
+    note = "note"
+
+
+class DraftStatus(str, enum.Enum):
+    new = "new"
+    approved = "approved"
+    discarded = "discarded"
+
+
+class TwinError(Exception):
+    """An error whose message is meant for the user (CLI prints it, API returns it)."""
+
+    status_code = 400
+
+
+class NotFound(TwinError):
+    status_code = 404
+
+
+class Conflict(TwinError):
+    status_code = 409
+
+
+class Unavailable(TwinError):
+    status_code = 503
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Author(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+class Source(BaseModel):
+    """A place the author's writing is collected from: a URL (profile, feed, article, repo)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    author_id: int
+    url: str
+    platform: Platform
+    render_js: bool = False
+    """Fetch through a real Chromium because the pages need JavaScript."""
+    created_at: datetime
+    last_ingested_at: datetime | None = None
+
+
+class RawDocument(BaseModel):
+    """One piece of writing as collected, before cleaning. The URL is its identity per author."""
+
+    url: str
+    platform: Platform
+    kind: Kind
+    title: str | None = None
+    published_at: datetime | None = None
+    text: str
+    """Main text as markdown (extracted from HTML, or as found in an export)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Document(BaseModel):
+    """The current version of a stored document."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    author_id: int
+    source_id: int | None
+    url: str
+    platform: Platform
+    kind: Kind
+    title: str | None
+    published_at: datetime | None
+    version: int
+    content_hash: str
+    raw_text: str
+    clean_text: str
+    fetched_at: datetime
+    embedded_version: int | None = None
+
+    @property
+    def word_count(self) -> int:
+        return len(self.clean_text.split())
+
+
+class Chunk(BaseModel):
+    """A retrievable passage of one document version."""
+
+    id: str
+    document_id: int
+    version: int
+    author: str
+    platform: Platform
+    kind: Kind
+    url: str
+    title: str | None
+    index: int
+    text: str
+    published_at: datetime | None = None
+
+
+class SearchHit(BaseModel):
+    text: str
+    score: float
+    url: str
+    title: str | None
+    platform: Platform
+    kind: Kind
+    document_id: int
+    version: int
+    chunk_id: str
+
+
+class UrlProblem(BaseModel):
+    url: str
+    reason: str
+
+
+class IngestReport(BaseModel):
+    author: str
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    refused: list[UrlProblem] = Field(default_factory=list)
+    failed: list[UrlProblem] = Field(default_factory=list)
+    document_ids: list[int] = Field(default_factory=list)
+    """Documents this run stored or confirmed (new, updated or unchanged)."""
+
+    def merge(self, other: IngestReport) -> None:
+        self.fetched += other.fetched
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.embedded_chunks += other.embedded_chunks
+        self.refused.extend(other.refused)
+        self.failed.extend(other.failed)
+        self.document_ids.extend(other.document_ids)
+
+
+class Adapter(BaseModel):
+    """A registered LoRA adapter version for one author."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    author_id: int
+    version: int
+    path: str
+    base_model: str
+    dataset_hash: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    active: bool
+    created_at: datetime
+
+
+class JobStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Job(BaseModel):
+    """A long-running piece of work (e.g. training) whose status the CLI and the API can follow."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    author_id: int
+    kind: str
+    status: JobStatus
+    progress: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunStatus(str, enum.Enum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Draft(BaseModel):
+    """A post written by the twin, with the scores, critique and sources it was judged on."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: str | None
+    author_id: int
+    platform: Platform
+    text: str
+    scores: dict[str, Any]
+    critique: dict[str, Any]
+    sources: list[dict[str, Any]]
+    status: DraftStatus
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Run(BaseModel):
+    """One agent run: the request, its plan, every step and tool call, and the drafts it produced."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    author_id: int
+    author: str
+    request: dict[str, Any]
+    status: RunStatus
+    plan: dict[str, Any] | None
+    steps: list[dict[str, Any]]
+    """Step records in order; tool calls are the ones with ``"kind": "tool_call"``."""
+    error: str | None
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+    drafts: list[Draft] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [step for step in self.steps if step.get("kind") == "tool_call"]

@@ -1,0 +1,195 @@
+"""Database tables (SQLAlchemy Core) and the named migrations that create them.
+
+Each migration is a function that runs once, in order, and is recorded in ``_migrations``; a new table
+or column is a new function appended to ``MIGRATIONS``, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_ts = sa.DateTime(timezone=True)
+
+migrations_table = sa.Table(
+    "_migrations",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", _ts, nullable=False),
+)
+
+authors = sa.Table(
+    "authors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("render_js", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("last_ingested_at", _ts, nullable=True),
+    sa.UniqueConstraint("author_id", "url", name="uq_sources_author_url"),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("published_at", _ts, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("embedded_version", sa.Integer, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("fetched_at", _ts, nullable=False),
+    sa.UniqueConstraint("author_id", "url", name="uq_documents_author_url"),
+)
+
+document_versions = sa.Table(
+    "document_versions",
+    metadata,
+    sa.Column("document_id", sa.Integer, sa.ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("raw_text", sa.Text, nullable=False),
+    sa.Column("clean_text", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("fetched_at", _ts, nullable=False),
+)
+
+adapters = sa.Table(
+    "adapters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("base_model", sa.Text, nullable=False),
+    sa.Column("dataset_hash", sa.String(64), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.UniqueConstraint("author_id", "version", name="uq_adapters_author_version"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("progress", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("plan", sa.JSON, nullable=True),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("origin", sa.String(32), nullable=False, default="chat"),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+drafts = sa.Table(
+    "drafts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("scores", sa.JSON, nullable=False),
+    sa.Column("critique", sa.JSON, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("schedule_id", sa.String(64), nullable=False),
+    sa.Column("fire_time", _ts, nullable=False),
+    sa.Column("claimed_by", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", _ts, nullable=False),
+    sa.Column("finished_at", _ts, nullable=True),
+    # The claim: of all processes whose scheduler fires this job at this time, one insert wins.
+    sa.UniqueConstraint("schedule_id", "fire_time", name="uq_schedule_runs_fire"),
+)
+
+
+def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
+    def migrate(conn: sa.Connection) -> None:
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return migrate
+
+
+m001_documents = _create(authors, sources, documents, document_versions)
+m002_adapters_and_jobs = _create(adapters, jobs)
+m003_runs_and_drafts = _create(runs, drafts)
+m004_schedule_runs = _create(schedule_runs)
+
+MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
+    ("m001_documents", m001_documents),
+    ("m002_adapters_and_jobs", m002_adapters_and_jobs),
+    ("m003_runs_and_drafts", m003_runs_and_drafts),
+    ("m004_schedule_runs", m004_schedule_runs),
+]
+
+
+def migrate(engine: sa.Engine) -> list[str]:
+    """Apply every migration not yet recorded; returns the names applied now."""
+    applied_now: list[str] = []
+    with engine.begin() as conn:
+        migrations_table.create(conn, checkfirst=True)
+        done = set(conn.scalars(sa.select(migrations_table.c.name)))
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(migrations_table.insert().values(name=name, applied_at=utcnow()))
+            applied_now.append(name)
+    return applied_now

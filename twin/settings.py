@@ -1,0 +1,251 @@
+"""One `Settings` object, read from the environment (prefix ``TWIN_``) and an optional ``.env``.
+
+Groups of related settings are nested models; set them with a double underscore, e.g.
+``TWIN_CRAWL__MAX_BYTES=2000000`` or ``TWIN_TRAIN__LORA_R=8``. Nothing is read at import time:
+call :func:`get_settings` (cached) or build ``Settings()`` yourself (tests do).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+DEFAULT_EMBED_MODEL = "all-minilm-l6-v2"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class CrawlSettings(BaseModel):
+    """Limits and options for every web fetch."""
+
+    max_bytes: int = 5_000_000
+    """Largest response body accepted, per page."""
+    timeout_s: float = 20.0
+    """Time allowed for one page (connect, redirects and body)."""
+    max_pages_per_source: int = 200
+    """Most pages collected from one source (feed items, sitemap entries, repo files)."""
+    max_redirects: int = 5
+    user_agent: str = "llm-twin/0.1 (+https://github.com/llm-twin)"
+    chromium_path: str = "/usr/bin/chromium"
+    """Chromium used over CDP for sources that need JavaScript."""
+    cdp_url: str | None = None
+    """Attach to an already running Chromium instead of starting one."""
+    github_max_file_bytes: int = 200_000
+    github_max_files: int = 300
+    github_max_repos: int = 20
+    github_max_repo_bytes: int = 50_000_000
+    github_extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".md", ".rst", ".txt", ".py", ".js", ".ts", ".go", ".rs", ".java", ".rb", ".c", ".h",
+            ".cpp", ".sh", ".toml", ".yaml", ".yml",
+        ]
+    )
+
+
+class ChunkSettings(BaseModel):
+    """How documents are split for retrieval, in the embedder's own tokens.
+
+    Sized for the default embedder, all-MiniLM-L6-v2, which reads only its first 256 tokens ([CLS] and
+    [SEP] included): a chunk of at most 254 is embedded whole. Measured on 25 Chris Wellons articles (100
+    known-sentence queries): 384/512 chunks found the right chunk first 45% of the time (right article
+    71%); 200/256 chunks 61% (right article 80%). Raise these with an embedder that reads further.
+    """
+
+    post_max_tokens: int = 254
+    """A post at most this long stays one chunk."""
+    target_tokens: int = 200
+    max_tokens: int = 254
+    overlap_tokens: int = 32
+
+
+class TrainSettings(BaseModel):
+    """LoRA fine-tuning defaults (each also a CLI flag)."""
+
+    workers: int = 2
+    use_gpu: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    learning_rate: float = 2e-4
+    dpo_learning_rate: float = 5e-6
+    epochs: float = 1.0
+    max_length: int = 512
+    batch_size: int = 4
+    max_steps: int = -1
+    dpo_max_steps: int = -1
+    dpo_beta: float = 0.1
+    seed: int = 42
+    min_words: int = 2_000
+    """An author needs at least this much text before training makes sense."""
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    scrub_pii: bool = True
+    dpo: bool = True
+    """Run DPO after SFT (chosen = the author's text, rejected = the base model's answer)."""
+    dpo_max_pairs: int = 64
+    """Most DPO pairs; each needs one generation by the base model, so this bounds the time it takes."""
+    dpo_max_new_tokens: int = 128
+    """Length cap of each rejected (base model) answer."""
+    save_steps: int = 10
+    """Checkpoint every this many optimizer steps; a restarted worker resumes from the last one."""
+    max_failures: int = 2
+    """Worker failures Ray Train recovers from (restart from the last checkpoint) before giving up."""
+    storage_path: str | None = None
+    """Where Ray Train keeps checkpoints; default ``<data_dir>/ray_results``. Shared storage
+    (``s3://...``, NFS) on a multi-node cluster."""
+    max_eval_examples: int = 64
+    """Cap on held-out test examples scored for perplexity (base and adapter)."""
+
+
+class ServeSettings(BaseModel):
+    """The HTTP service and the model deployment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_token: str | None = None
+    ray_address: str | None = None
+    """Attach to a cluster (``ray://...`` or ``auto``); empty starts a local Ray."""
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.05
+    max_new_tokens: int = 256
+    max_links: int = 5
+    max_prompt_chars: int = 4_000
+    max_body_bytes: int = 20_000_000
+    """Largest request body (export uploads included)."""
+    max_concurrent_runs: int = 4
+    request_timeout_s: float = 300.0
+    model_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights and activations of the served model."""
+    model_num_cpus: float = 1.0
+    """Ray CPUs reserved for the model replica; Ray gives it that many torch threads."""
+    torch_threads: int | None = None
+    """Override the replica's torch thread count (default: Ray's OMP_NUM_THREADS)."""
+    ray_num_cpus: int | None = None
+    """CPUs of the embedded local Ray (default: all)."""
+    max_adapters_per_replica: int = 8
+    """LoRA adapters kept loaded per replica (least recently used evicted)."""
+    model_start_timeout_s: float = 600.0
+    model_probe_timeout_s: float = 5.0
+    """How long the client waits for the deployment to answer a probe before reporting it unavailable."""
+
+
+class AgentSettings(BaseModel):
+    """The LangGraph agent."""
+
+    max_revisions: int = 2
+    retrieve_k: int = 6
+    chat_model_url: str | None = None
+    """An OpenAI-compatible endpoint for a tool-calling planner; unset uses the deterministic planner."""
+    chat_model_name: str | None = None
+    chat_model_api_key: str | None = None
+    style_threshold: float = 0.5
+    grounding_threshold: float = 0.5
+
+
+class ScheduleSettings(BaseModel):
+    """Scheduled drafts (APScheduler, job store in the project database)."""
+
+    enabled: bool = True
+    """Run the scheduler inside `twin serve`."""
+    misfire_grace_s: int | None = 86_400
+    """A run missed while the service was down still runs once on start if it is at most this late;
+    0 skips missed runs, empty (None) always runs them."""
+    timezone: str | None = None
+    """Timezone of cron expressions (e.g. ``Europe/Berlin``); default the machine's."""
+    default_cron: str = "0 9 * * MON"
+    lookback_days: int = 7
+    """On a schedule's first run, documents collected this many days back count as new."""
+    poll_s: float = 30.0
+    """How often the scheduler re-reads the job store, so schedules added or removed by another service
+    process on the same database are seen."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TWIN_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("~/.llm-twin")
+    """Where the database, vectors, models, datasets and adapters live."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/twin.db``. A Postgres URL works unchanged."""
+    qdrant_path: Path | None = None
+    """Embedded Qdrant folder; default ``<data_dir>/qdrant``."""
+    qdrant_url: str | None = None
+    """A Qdrant server; when set it wins over the embedded path."""
+    qdrant_api_key: str | None = None
+    models_path: Path | None = None
+    """Converted base model and exported embedder; default ``<data_dir>/models``. Shareable between data dirs."""
+    collection: str = "twin_chunks"
+    base_model: str = DEFAULT_BASE_MODEL
+    """HF model id, local path, or the built-in ``smollm2-135m-instruct``."""
+    embed_model: str = DEFAULT_EMBED_MODEL
+    """``all-minilm-l6-v2`` (built in, exported to ONNX) or a folder holding ``model.onnx``."""
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Private hosts the URL guard lets through (comma-separated), e.g. ``127.0.0.1,localhost``."""
+    service_url: str | None = None
+    """Where the CLI finds a running service; default ``http://<serve.host>:<serve.port>``."""
+    opik_url: str | None = None
+    opik_api_key: str | None = None
+    opik_project: str = "llm-twin"
+
+    crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    _split_hosts = field_validator("allowed_hosts", mode="before")(_split_csv)
+
+    @field_validator("data_dir", "models_path", "qdrant_path", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'twin.db'}"
+
+    @property
+    def resolved_qdrant_path(self) -> Path:
+        return (self.qdrant_path or self.data_dir / "qdrant").expanduser()
+
+    @property
+    def resolved_service_url(self) -> str:
+        return self.service_url or f"http://{self.serve.host}:{self.serve.port}"
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.models_path or self.data_dir / "models").expanduser()
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def opik_enabled(self) -> bool:
+        return bool(self.opik_url or self.opik_api_key)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.models_dir, self.datasets_dir, self.adapters_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
