@@ -23,7 +23,7 @@ import html as html_lib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ingestion.extract import ExtractedPage, extract_article, parse_datetime
@@ -37,9 +37,9 @@ from ingestion.feeds import (
     strip_tracking,
     xml_document_kind,
 )
-from ingestion.types import CollectedItem, FetchFailed, Fetcher, FetchResult, Problem, UrlRefused
+from ingestion.types import CollectedItem, FetchFailed, Fetcher, FetchResult, Problem, Unchanged, UrlRefused
 from ingestion.urlguard import UrlGuard
-from twin.domain import Kind, Platform, RawDocument
+from twin.domain import Kind, PageValidators, Platform, RawDocument
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,15 @@ async def collect_source(
     fetcher: Fetcher,
     settings: Settings,
     guard: UrlGuard,
+    known_pages: Mapping[str, PageValidators] | None = None,
 ) -> AsyncIterator[CollectedItem]:
-    """Everything one source holds, as raw documents and per-URL problems."""
-    collector = _SourceCollector(url, platform, render_js=render_js, fetcher=fetcher, settings=settings)
+    """Everything one source holds, as raw documents, per-URL problems and pages known to be unchanged.
+
+    ``known_pages`` (document URL -> what we stored of its page) turns each page fetch into a conditional
+    GET; a page the server calls unchanged, or whose body is byte-identical, is not extracted again.
+    """
+    collector = _SourceCollector(url, platform, render_js=render_js, fetcher=fetcher, settings=settings,
+                                 known_pages=known_pages or {})
     if platform is Platform.github:
         from ingestion.github import collect_github
 
@@ -120,8 +126,10 @@ async def collect_source(
 class _SourceCollector:
     """State for collecting one source: its fetcher, caps and the URLs already seen."""
 
-    def __init__(self, url: str, platform: Platform, *, render_js: bool, fetcher: Fetcher, settings: Settings):
+    def __init__(self, url: str, platform: Platform, *, render_js: bool, fetcher: Fetcher, settings: Settings,
+                 known_pages: Mapping[str, PageValidators]):
         self.url = url.strip()
+        self.known_pages = known_pages
         self.platform = platform
         self.render_js = render_js
         self.fetcher = fetcher
@@ -135,14 +143,26 @@ class _SourceCollector:
     async def fetch(self, url: str, *, render_js: bool | None = None, listing: bool = False) -> FetchResult | Problem:
         """One fetch as a result or a Problem. Listings (feeds, sitemaps, archive pages) are not counted
         against ``max_pages_per_source``; the documents they list are."""
+        validators = None
         if not listing:
             self.fetched_pages += 1
+            validators = self.known_pages.get(strip_tracking(url))
         try:
-            return await self.fetcher.fetch(url, render_js=self.render_js if render_js is None else render_js)
+            return await self.fetcher.fetch(url, render_js=self.render_js if render_js is None else render_js,
+                                            validators=validators)
         except UrlRefused as exc:
             return Problem(url=url, reason=str(exc), refused=True)
         except FetchFailed as exc:
             return Problem(url=url, reason=str(exc))
+
+    def unchanged(self, url: str, page: FetchResult) -> Unchanged | None:
+        """The page's stored document is current: the server said 304, or the body is the same bytes."""
+        known = self.known_pages.get(strip_tracking(url))
+        if known is None or known.document_id is None:
+            return None
+        if page.not_modified or (known.body_hash and known.body_hash == page.validators().body_hash):
+            return Unchanged(url=strip_tracking(url), document_id=known.document_id, not_modified=page.not_modified)
+        return None
 
     def budget_left(self) -> int:
         return max(0, self.max_pages - self.fetched_pages)
@@ -161,7 +181,8 @@ class _SourceCollector:
         if isinstance(page, Problem):
             yield page
             return
-        yield await asyncio.to_thread(self._linkedin_post, page, path.startswith("/pulse/"))
+        yield self.unchanged(self.url, page) or await asyncio.to_thread(
+            self._linkedin_post, page, path.startswith("/pulse/"))
 
     def _linkedin_post(self, page: FetchResult, is_article: bool) -> CollectedItem:
         head = read_page_head(page.html, page.url)
@@ -176,6 +197,7 @@ class _SourceCollector:
             return Problem(url=self.url, reason="no post text found on the public page")
         return RawDocument(
             url=strip_tracking(self.url),
+            page=page.validators(),
             platform=Platform.linkedin,
             kind=Kind.article if is_article else Kind.post,
             title=head.og_title or extracted.title,
@@ -285,7 +307,7 @@ class _SourceCollector:
                     yield item
                 return
         self.fetched_pages += 1
-        yield await asyncio.to_thread(self._document_from_page, page, None, None)
+        yield self.unchanged(self.url, page) or await asyncio.to_thread(self._document_from_page, page, None, None)
 
     @staticmethod
     def _is_home(url: str, head: object) -> bool:
@@ -305,7 +327,7 @@ class _SourceCollector:
         if isinstance(page, Problem):
             yield page
             return
-        yield await asyncio.to_thread(self._document_from_page, page, None, kind)
+        yield self.unchanged(url, page) or await asyncio.to_thread(self._document_from_page, page, None, kind)
 
     async def from_feed_url(self, feed_url: str, *, default_kind: Kind) -> AsyncIterator[CollectedItem]:
         page = await self.fetch(feed_url, listing=True)
@@ -378,6 +400,8 @@ class _SourceCollector:
                 from_feed.metadata["page_problem"] = page.reason
                 return from_feed
             return page
+        if unchanged := self.unchanged(entry.url, page):
+            return unchanged
         document = await asyncio.to_thread(self._document_from_page, page, entry, default_kind)
         if isinstance(document, RawDocument):
             document.metadata["listed_in"] = listing_url
@@ -385,6 +409,7 @@ class _SourceCollector:
             from_feed = await asyncio.to_thread(self._document_from_feed_content, entry, default_kind, listing_url)
             if from_feed is not None and len(from_feed.text) > len(document.text) * 1.1:
                 from_feed.metadata["fetched_url"] = page.url
+                from_feed.page = document.page
                 return from_feed
         return document
 
@@ -407,6 +432,7 @@ class _SourceCollector:
             title=(entry.title if entry else None) or extracted.title,
             published_at=(entry.published_at if entry else None) or extracted.published_at,
             text=extracted.text_markdown,
+            page=page.validators(),
             metadata=_drop_empty({
                 "source_url": self.url,
                 "fetched_url": page.url,

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from ingestion.types import FetchFailed, FetchResult, UrlRefused
 from ingestion.urlguard import UrlGuard, address_problem
+from twin.domain import PageValidators
 from twin.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _REFUSED_HEADER = "x-twin-guard-refused"
+_CONDITIONAL_HEADERS = "conditional_headers"
 # Bodies we can read as text; anything else (images, PDFs, archives) is not a page to learn from.
 _TEXT_TYPES = ("text/", "application/xml", "application/xhtml+xml", "application/rss+xml",
                "application/atom+xml", "application/json", "application/feed+json", "application/ld+json")
@@ -128,14 +130,15 @@ def _build_http_strategy(guard: UrlGuard, settings: Settings) -> Any:
             # reads bodies whole with no cap, and it saves non-HTML responses (feeds) under ~/.crawl4ai.
             async with self._session_context() as session:
                 try:
+                    conditional = (getattr(config, "shared_data", None) or {}).get(_CONDITIONAL_HEADERS, {})
                     async with session.get(
                         url,
                         allow_redirects=False,
                         timeout=aiohttp.ClientTimeout(total=crawl.timeout_s),
-                        headers=self.browser_config.headers,
+                        headers=dict(self.browser_config.headers or {}) | conditional,
                     ) as response:
                         headers = {k.lower(): v for k, v in response.headers.items()}
-                        if response.status in REDIRECT_STATUSES:
+                        if response.status in REDIRECT_STATUSES or response.status == 304:
                             return AsyncCrawlResponse(
                                 html="", response_headers=headers, status_code=response.status,
                                 redirected_url=url, placeholder_html=True,
@@ -269,8 +272,10 @@ class WebFetcher:
 
     # -- public API ---------------------------------------------------------------------------------
 
-    async def fetch(self, url: str, *, render_js: bool = False) -> FetchResult:
-        """Fetch one URL; raises ``UrlRefused`` or ``FetchFailed``."""
+    async def fetch(self, url: str, *, render_js: bool = False,
+                    validators: PageValidators | None = None) -> FetchResult:
+        """Fetch one URL; raises ``UrlRefused`` or ``FetchFailed``. With ``validators`` (from the last time
+        this page was stored) the HTTP fetch is a conditional GET and may return ``not_modified``."""
         if self._http is None:
             raise RuntimeError("WebFetcher is used outside its `async with` block")
         started = time.perf_counter()
@@ -279,7 +284,7 @@ class WebFetcher:
             if render_js:
                 result = await self._fetch_rendered(url)
             else:
-                result = await self._fetch_http(url)
+                result = await self._fetch_http(url, validators)
         except (UrlRefused, FetchFailed):
             self.timings.append(FetchTiming(url=url, strategy=strategy, seconds=time.perf_counter() - started,
                                             ok=False))
@@ -307,14 +312,15 @@ class WebFetcher:
 
     # -- HTTP strategy ------------------------------------------------------------------------------
 
-    def _http_run_config(self) -> Any:
+    def _http_run_config(self, conditional_headers: dict[str, str]) -> Any:
         from crawl4ai import CacheMode, CrawlerRunConfig
 
         return CrawlerRunConfig(
-            cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False
+            cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False,
+            shared_data={_CONDITIONAL_HEADERS: conditional_headers},
         )
 
-    async def _fetch_http(self, url: str) -> FetchResult:
+    async def _fetch_http(self, url: str, validators: PageValidators | None = None) -> FetchResult:
         assert self._http is not None
         crawl = self.settings.crawl
         current = await self.guard.check_async(url)
@@ -324,8 +330,10 @@ class WebFetcher:
             if remaining <= 0:
                 raise FetchFailed(f"{url}: timed out after {crawl.timeout_s:.0f} s")
             try:
-                result = await asyncio.wait_for(self._http.arun(current, config=self._http_run_config()),
-                                                timeout=remaining)
+                # Validators belong to the URL asked for; a redirect hop is fetched unconditionally.
+                asked = current == url and validators is not None
+                config = self._http_run_config(_conditional_headers(validators) if asked else {})
+                result = await asyncio.wait_for(self._http.arun(current, config=config), timeout=remaining)
             except asyncio.TimeoutError:
                 raise FetchFailed(f"{current}: timed out after {crawl.timeout_s:.0f} s") from None
             headers = {k.lower(): v for k, v in (result.response_headers or {}).items()}
@@ -342,6 +350,9 @@ class WebFetcher:
                 except UrlRefused as exc:
                     raise UrlRefused(f"{url}: redirect from {current} refused: {exc}") from None
                 continue
+            if status == 304:
+                return FetchResult(url=current, status_code=304, html="", not_modified=True,
+                                   etag=headers.get("etag"), last_modified=headers.get("last-modified"))
             if not result.success and not status:
                 raise FetchFailed(f"{current}: {_short_error(result.error_message)}")
             if not 200 <= status < 300:
@@ -349,7 +360,8 @@ class WebFetcher:
             content_type = headers.get("content-type")
             if content_type and not content_type.split(";")[0].strip().lower().startswith(_TEXT_TYPES):
                 raise FetchFailed(f"{current}: not a text document ({content_type})")
-            return FetchResult(url=current, status_code=status, content_type=content_type, html=result.html or "")
+            return FetchResult(url=current, status_code=status, content_type=content_type, html=result.html or "",
+                               etag=headers.get("etag"), last_modified=headers.get("last-modified"))
         raise FetchFailed(f"{url}: more than {crawl.max_redirects} redirects")
 
     # -- Chromium over CDP --------------------------------------------------------------------------
@@ -466,6 +478,16 @@ class WebFetcher:
         headers = {k.lower(): v for k, v in (result.response_headers or {}).items()}
         return FetchResult(url=final_url, status_code=status, content_type=headers.get("content-type"),
                            html=result.html)
+
+
+def _conditional_headers(validators: PageValidators | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if validators is not None:
+        if validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+    return headers
 
 
 def _short_error(message: str | None) -> str:

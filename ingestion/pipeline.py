@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from ingestion.chunk import HFTokenCounter, chunk_document
 from ingestion.clean import clean_text
-from ingestion.types import Problem
+from ingestion.types import Problem, Unchanged
 from twin.domain import Author, Document, IngestReport, Platform, RawDocument, Source, TwinError, UrlProblem
 from twin.models import resolve_embed_model
 from twin.settings import Settings
@@ -95,12 +95,19 @@ async def _store_items(
     deps: IngestionDeps,
     author: Author,
     source_id: int | None,
-    items: Iterable[RawDocument | Problem] | object,
+    items: Iterable[RawDocument | Problem | Unchanged] | object,
     report: IngestReport,
     embedder: _Embedder,
     progress: ProgressCallback,
 ) -> None:
-    async def consume(item: RawDocument | Problem) -> None:
+    async def consume(item: RawDocument | Problem | Unchanged) -> None:
+        if isinstance(item, Unchanged):  # the page was not even extracted again
+            report.fetched += 1
+            report.unchanged += 1
+            report.not_modified += item.not_modified
+            report.document_ids.append(item.document_id)
+            progress(ProgressEvent(kind="document", url=item.url, status="unchanged"))
+            return
         if isinstance(item, Problem):
             problem = UrlProblem(url=item.url, reason=item.reason)
             (report.refused if item.refused else report.failed).append(problem)
@@ -143,9 +150,14 @@ async def ingest_urls(
     urls: Sequence[str] | None = None,
     *,
     render_js: bool = False,
+    refresh: bool = False,
     progress: ProgressCallback = _no_progress,
 ) -> IngestReport:
-    """Collect the author's registered sources (or just `urls`, one-off links) and store what they hold."""
+    """Collect the author's registered sources (or just `urls`, one-off links) and store what they hold.
+
+    Pages stored before are fetched with a conditional GET and skipped when unchanged; ``refresh``
+    fetches and extracts every page again (after an extractor or cleaning change, say).
+    """
     from ingestion.collectors import collect_source, detect_platform
     from ingestion.fetch import WebFetcher
     from ingestion.urlguard import UrlGuard
@@ -162,6 +174,7 @@ async def ingest_urls(
             if not s.url.startswith(EXPORT_PREFIX)
         ]
     guard = UrlGuard(deps.settings.allowed_hosts)
+    known_pages = {} if refresh else await asyncio.to_thread(deps.store.known_pages, author)
     embedder = _Embedder(deps, author, report, progress)
     async with WebFetcher(deps.settings, guard) as fetcher:
         for position, (url, platform, needs_js, source) in enumerate(targets):
@@ -174,6 +187,7 @@ async def ingest_urls(
                     fetcher=fetcher,
                     settings=deps.settings,
                     guard=guard,
+                    known_pages=known_pages,
                 )
                 await _store_items(deps, author, source.id if source else None, items, report, embedder, progress)
             except TwinError as exc:  # a bad source never aborts the batch

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from twin.domain import RawDocument
+from twin.domain import PageValidators, RawDocument
 
 
 class UrlRefused(Exception):
@@ -24,14 +24,26 @@ class FetchResult(BaseModel):
     status_code: int
     content_type: str | None = None
     html: str
-    """Body as text (HTML, XML feed or plain text)."""
+    """Body as text (HTML, XML feed or plain text); empty when ``not_modified``."""
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    """The server answered 304 to our conditional GET: the page is as we stored it."""
+
+    def validators(self) -> PageValidators:
+        import hashlib
+
+        return PageValidators(etag=self.etag, last_modified=self.last_modified,
+                              body_hash=hashlib.sha256(self.html.encode("utf-8", "replace")).hexdigest())
 
 
 class Fetcher(Protocol):
     """Every web fetch goes through one: URL guard, caps, crawl4ai (HTTP strategy or Chromium over CDP)."""
 
-    async def fetch(self, url: str, *, render_js: bool = False) -> FetchResult:
-        """Raises `UrlRefused` or `FetchFailed`."""
+    async def fetch(self, url: str, *, render_js: bool = False,
+                    validators: PageValidators | None = None) -> FetchResult:
+        """Raises `UrlRefused` or `FetchFailed`. With `validators` the fetch is a conditional GET and may
+        come back ``not_modified``."""
         ...
 
 
@@ -44,7 +56,16 @@ class Problem(BaseModel):
     """True when the URL guard refused it, False when fetching or parsing failed."""
 
 
-CollectedItem = RawDocument | Problem
+class Unchanged(BaseModel):
+    """A page whose stored document is still current (the server said 304, or the body is the same)."""
+
+    url: str
+    document_id: int
+    not_modified: bool = False
+    """True when the server said so (304); False when we compared the body ourselves."""
+
+
+CollectedItem = RawDocument | Problem | Unchanged
 
 
 class Collector(Protocol):

@@ -52,12 +52,14 @@ def test_corpus_served_as_blog_is_collected_versioned_and_searchable(deps, corpo
         # Re-ingesting an unchanged corpus stores and embeds nothing.
         again = asyncio.run(ingest_urls(deps, author))
         assert (again.new, again.updated, again.unchanged, again.embedded_chunks) == (0, 0, 40, 0)
+        # ... and downloads nothing: every page was a conditional GET answered 304 (Last-Modified).
+        assert again.not_modified == 40
 
         # A changed page becomes version 2, and only its chunks are replaced.
         page = tmp_path / "site" / "p" / "3" / "index.html"
         page.write_text(page.read_text().replace("</article>", "<p>An added closing paragraph.</p></article>"))
         changed = asyncio.run(ingest_urls(deps, author))
-        assert (changed.updated, changed.unchanged) == (1, 39)
+        assert (changed.updated, changed.unchanged, changed.not_modified) == (1, 39, 39)
         doc = next(d for d in deps.store.list_documents(author) if d.url == urls[3])
         assert doc.version == 2 and "An added closing paragraph." in doc.clean_text
         assert len(deps.store.document_versions(doc.id)) == 2

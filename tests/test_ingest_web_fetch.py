@@ -63,6 +63,23 @@ async def test_plain_fetch_returns_body_and_final_url(site: TestSite, loopback_s
     assert os.environ["CRAWL4_AI_BASE_DIRECTORY"]
 
 
+async def test_conditional_get_with_the_stored_etag_comes_back_not_modified(
+    site: TestSite, loopback_settings: Settings
+) -> None:
+    site.add("/tagged", "<html><body><article><p>Version one of the post.</p></article></body></html>",
+             etag='"v1"')
+    async with fetcher_for(loopback_settings) as fetcher:
+        first = await fetcher.fetch(site.url("/tagged"))
+        known = first.validators()
+        again = await fetcher.fetch(site.url("/tagged"), validators=known)
+        site.add("/tagged", "<html><body><article><p>Version two.</p></article></body></html>", etag='"v2"')
+        changed = await fetcher.fetch(site.url("/tagged"), validators=known)
+    assert first.etag == '"v1"' and not first.not_modified and "Version one" in first.html
+    assert again.not_modified and again.status_code == 304 and again.html == ""
+    assert not changed.not_modified and "Version two" in changed.html and changed.etag == '"v2"'
+    assert site.not_modified == {"/tagged": 1} and site.hits["/tagged"] == 3
+
+
 async def test_redirect_chain_is_followed_hop_by_hop(site: TestSite, loopback_settings: Settings) -> None:
     site.redirect("/old", "/older", status=301)
     site.redirect("/older", site.url("/post"), status=308)

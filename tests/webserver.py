@@ -24,6 +24,8 @@ class Route:
     """Wait before answering (timeouts)."""
     stream_bytes: int = 0
     """Send this many bytes chunked, without Content-Length (byte cap without a declared size)."""
+    etag: str | None = None
+    """Send this ETag and answer 304 to a request whose If-None-Match carries it."""
 
 
 class TestSite:
@@ -34,6 +36,8 @@ class TestSite:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.not_modified: dict[str, int] = {}
+        """304 answers per path."""
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -78,7 +82,17 @@ class TestSite:
                     return
                 if route.delay_s:
                     time.sleep(route.delay_s)
+                if route.etag and self.headers.get("If-None-Match") == route.etag:
+                    with site._lock:
+                        site.not_modified[path] = site.not_modified.get(path, 0) + 1
+                    self.send_response(304)
+                    self.send_header("ETag", route.etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(route.status)
+                if route.etag:
+                    self.send_header("ETag", route.etag)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
                 if route.stream_bytes:

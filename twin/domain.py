@@ -77,6 +77,17 @@ class Source(BaseModel):
     last_ingested_at: datetime | None = None
 
 
+class PageValidators(BaseModel):
+    """What we remember of the page a document came from, to skip it cheaply when it has not changed:
+    the HTTP validators for a conditional GET, and a hash of the body for servers that send none."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    document_id: int | None = None
+    """The stored document this page became (set when read back from the store)."""
+
+
 class RawDocument(BaseModel):
     """One piece of writing as collected, before cleaning. The URL is its identity per author."""
 
@@ -88,6 +99,8 @@ class RawDocument(BaseModel):
     text: str
     """Main text as markdown (extracted from HTML, or as found in an export)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    page: PageValidators | None = None
+    """Set for documents fetched from a web page: stored so the next run can skip the page if unchanged."""
 
 
 class Document(BaseModel):
@@ -154,6 +167,8 @@ class IngestReport(BaseModel):
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    not_modified: int = 0
+    """Of the unchanged, pages the server answered 304 to our conditional GET (not downloaded again)."""
     embedded_chunks: int = 0
     refused: list[UrlProblem] = Field(default_factory=list)
     failed: list[UrlProblem] = Field(default_factory=list)
@@ -165,6 +180,7 @@ class IngestReport(BaseModel):
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.not_modified += other.not_modified
         self.embedded_chunks += other.embedded_chunks
         self.refused.extend(other.refused)
         self.failed.extend(other.failed)

@@ -159,6 +159,17 @@ schedule_runs = sa.Table(
 )
 
 
+page_validators = sa.Table(
+    "page_validators",
+    metadata,
+    sa.Column("document_id", sa.Integer, sa.ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("etag", sa.Text, nullable=True),
+    sa.Column("last_modified", sa.Text, nullable=True),
+    sa.Column("body_hash", sa.String(64), nullable=True),
+    sa.Column("checked_at", _ts, nullable=False),
+)
+
+
 def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     def migrate(conn: sa.Connection) -> None:
         for table in tables:
@@ -171,12 +182,14 @@ m001_documents = _create(authors, sources, documents, document_versions)
 m002_adapters_and_jobs = _create(adapters, jobs)
 m003_runs_and_drafts = _create(runs, drafts)
 m004_schedule_runs = _create(schedule_runs)
+m005_page_validators = _create(page_validators)
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_documents", m001_documents),
     ("m002_adapters_and_jobs", m002_adapters_and_jobs),
     ("m003_runs_and_drafts", m003_runs_and_drafts),
     ("m004_schedule_runs", m004_schedule_runs),
+    ("m005_page_validators", m005_page_validators),
 ]
 
 

@@ -21,6 +21,7 @@ from twin.domain import (
     JobStatus,
     Kind,
     NotFound,
+    PageValidators,
     Platform,
     RawDocument,
     Run,
@@ -209,6 +210,7 @@ class DocumentStore:
                 ).inserted_primary_key[0]
                 version, status = 1, "new"
             elif row.content_hash == digest:
+                self._save_page(conn, row.id, raw.page, now)
                 return self.get_document(row.id), "unchanged"
             else:
                 doc_id, version, status = row.id, row.version + 1, "updated"
@@ -235,7 +237,31 @@ class DocumentStore:
                     fetched_at=now,
                 )
             )
+            self._save_page(conn, doc_id, raw.page, now)
         return self.get_document(doc_id), status
+
+    @staticmethod
+    def _save_page(conn: sa.Connection, document_id: int, page: PageValidators | None, now: datetime) -> None:
+        conn.execute(t.page_validators.delete().where(t.page_validators.c.document_id == document_id))
+        if page is not None:
+            conn.execute(t.page_validators.insert().values(
+                document_id=document_id, etag=page.etag, last_modified=page.last_modified,
+                body_hash=page.body_hash, checked_at=now,
+            ))
+
+    def known_pages(self, author: Author) -> dict[str, PageValidators]:
+        """Document URL -> what we stored of its page, for the author's documents that came from the web
+        and whose current version is embedded (a page not yet embedded must be processed again)."""
+        d, p = t.documents, t.page_validators
+        query = (
+            sa.select(d.c.url, p.c.document_id, p.c.etag, p.c.last_modified, p.c.body_hash)
+            .join(p, p.c.document_id == d.c.id)
+            .where(d.c.author_id == author.id, d.c.embedded_version == d.c.version)
+        )
+        with self.engine.connect() as conn:
+            return {row.url: PageValidators(document_id=row.document_id, etag=row.etag,
+                                            last_modified=row.last_modified, body_hash=row.body_hash)
+                    for row in conn.execute(query)}
 
     def _documents_query(self) -> sa.Select[Any]:
         d, v = t.documents, t.document_versions
@@ -315,6 +341,7 @@ class DocumentStore:
         if not document_ids:
             return
         ids = list(document_ids)
+        conn.execute(t.page_validators.delete().where(t.page_validators.c.document_id.in_(ids)))
         conn.execute(t.document_versions.delete().where(t.document_versions.c.document_id.in_(ids)))
         conn.execute(t.documents.delete().where(t.documents.c.id.in_(ids)))
 
