@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,13 @@ class VectorStore:
     A collection per author keeps an author's search free of a payload filter: embedded Qdrant evaluates
     filters point by point in Python (~0.2 s per query at 3k points, measured), while an unfiltered
     query over one author's few thousand chunks takes ~10 ms. On a Qdrant server the same layout works.
+
+    Every chunk carries its dense and BM25 sparse vectors in both modes, so a collection moves to a server
+    as it is. What differs is the BM25 half of a search: a Qdrant server scores sparse vectors natively,
+    while embedded Qdrant scores them in a pure-Python loop over every point (~100-200 ms at 3k chunks,
+    benchmarks/ingest.py measures both). Embedded, the BM25 half is therefore LlamaIndex's ``BM25Retriever``
+    (bm25s, an inverted index in numpy) over the same chunk texts, built from the collection on first
+    search and rebuilt after this process writes to it (embedded Qdrant has one writer: this process).
     """
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
@@ -70,6 +78,8 @@ class VectorStore:
         self.embedder = embedder
         self._server = bool(settings.qdrant_url)
         self._llama_stores: dict[str, Any] = {}
+        self._bm25_indexes: dict[str, Any] = {}
+        """Collection name -> bm25s index over its chunks (embedded mode); dropped on every write."""
 
     def close(self) -> None:
         self.client.close()
@@ -120,6 +130,7 @@ class VectorStore:
             )
         for author, nodes in by_author.items():
             self.llama_store(author).add(nodes)
+            self._bm25_indexes.pop(self.collection_for(author), None)
         return len(chunks)
 
     def delete_documents(self, document_ids: Sequence[int], author: str | None = None) -> None:
@@ -135,6 +146,7 @@ class VectorStore:
         for name in names:
             if self.client.collection_exists(name):
                 self.client.delete(name, points_selector=selector)
+            self._bm25_indexes.pop(name, None)
 
     def count(self, author: str | None = None, document_id: int | None = None) -> int:
         names = [self.collection_for(author)] if author is not None else self._author_collections()
@@ -157,7 +169,6 @@ class VectorStore:
         kind: Kind | None = None,
     ) -> list[SearchHit]:
         """Hybrid (dense + BM25, relative-score fusion) retrieval through LlamaIndex over the author's chunks."""
-        from llama_index.core import VectorStoreIndex
         from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
         if not query.strip():
@@ -169,13 +180,11 @@ class VectorStore:
             filters.append(MetadataFilter(key="platform", value=platform.value))
         if kind:
             filters.append(MetadataFilter(key="kind", value=kind.value))
-        index = VectorStoreIndex.from_vector_store(self.llama_store(author), embed_model=self.embedder.dense)
-        retriever = index.as_retriever(
-            vector_store_query_mode="hybrid",
-            similarity_top_k=k,
-            sparse_top_k=max(k * 2, 10),
-            filters=MetadataFilters(filters=filters) if filters else None,
-        )
+        metadata_filters = MetadataFilters(filters=filters) if filters else None
+        if self._server:
+            retriever = self.qdrant_hybrid_retriever(author, k, metadata_filters)
+        else:
+            retriever = self.fusion_retriever(author, k, metadata_filters)
         hits = []
         for result in retriever.retrieve(query):
             meta: dict[str, Any] = result.node.metadata
@@ -193,6 +202,82 @@ class VectorStore:
                 )
             )
         return hits
+
+
+    def qdrant_hybrid_retriever(self, author: str, k: int, filters: Any) -> Any:
+        """Dense and sparse both scored by the Qdrant server, fused by LlamaIndex's Qdrant store."""
+        from llama_index.core import VectorStoreIndex
+
+        index = VectorStoreIndex.from_vector_store(self.llama_store(author), embed_model=self.embedder.dense)
+        return index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=k,
+                                  sparse_top_k=max(k * 2, 10), filters=filters)
+
+    def fusion_retriever(self, author: str, k: int, filters: Any) -> Any:
+        """Dense from embedded Qdrant plus BM25 from bm25s, fused by relative score (as the Qdrant store
+        fuses its hybrid results), all LlamaIndex retrievers."""
+        from llama_index.core import VectorStoreIndex
+        from llama_index.core.llms.mock import MockLLM
+        from llama_index.core.retrievers import QueryFusionRetriever
+
+        candidates = max(k * 2, 10)
+        index = VectorStoreIndex.from_vector_store(self.llama_store(author), embed_model=self.embedder.dense)
+        retrievers = [index.as_retriever(similarity_top_k=candidates, filters=filters)]
+        bm25 = self._bm25_index(author)
+        if bm25 is not None:
+            try:
+                bm25_top_k = min(candidates, int(bm25.scores["num_docs"]))
+                retrievers.append(_matching_bm25_retriever()(existing_bm25=bm25, similarity_top_k=bm25_top_k,
+                                                           filters=filters))
+            except ValueError:  # the filters leave no chunk for BM25: dense finds nothing either
+                pass
+        return QueryFusionRetriever(
+            retrievers, similarity_top_k=k, mode="relative_score", num_queries=1, use_async=False,
+            llm=MockLLM(),  # never called: num_queries=1 asks for no generated queries
+        )
+
+    def _bm25_index(self, author: str) -> Any:
+        import bm25s
+        import Stemmer
+        from llama_index.core.schema import MetadataMode
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        name = self.collection_for(author)
+        if name in self._bm25_indexes:
+            return self._bm25_indexes[name]
+        corpus, texts = [], []
+        offset = None
+        while True:
+            points, offset = self.client.scroll(name, limit=1024, offset=offset, with_payload=True,
+                                                with_vectors=False)
+            for point in points:
+                payload = dict(point.payload or {})
+                node = metadata_dict_to_node(payload)
+                # The retriever turns each corpus entry back into a node with metadata_dict_to_node.
+                corpus.append(payload | {"node_id": node.node_id})
+                texts.append(node.get_content(metadata_mode=MetadataMode.EMBED))
+            if offset is None:
+                break
+        index = None
+        if texts:
+            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+            index = bm25s.BM25(corpus=corpus)
+            index.index(tokens, show_progress=False)
+        self._bm25_indexes[name] = index
+        return index
+
+
+@functools.cache
+def _matching_bm25_retriever() -> type:
+    """LlamaIndex's BM25Retriever keeping only chunks that share a term with the query: bm25s still
+    ranks the rest (score 0, and chunks outside the filters are masked to 0), and fusion must not count
+    those as matches. Built on first use so importing this module stays light."""
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    class MatchingBM25Retriever(BM25Retriever):
+        def _retrieve(self, query_bundle: Any) -> list[Any]:
+            return [hit for hit in super()._retrieve(query_bundle) if (hit.score or 0.0) > 0.0]
+
+    return MatchingBM25Retriever
 
 
 def _payload(chunk: Chunk) -> dict[str, Any]:
