@@ -22,24 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.corpus_site import load_corpus
 from twin.domain import Kind, Platform, RawDocument
 from twin.settings import Settings
 from twin.store import DocumentStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-CORPORA_DIR = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
 MODELS_CACHE = Path(os.environ.get("TWIN_TEST_MODELS_DIR", REPO_ROOT / ".cache" / "models"))
-
-
-def load_corpus(name: str, limit: int | None) -> list[dict[str, Any]]:
-    rows = []
-    with (CORPORA_DIR / f"{name}.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            rows.append(json.loads(line))
-            if limit and len(rows) >= limit:
-                break
-    return rows
 
 
 def store_corpus(settings: Settings, store: DocumentStore, corpus: str, author_name: str, limit: int | None) -> int:

@@ -45,6 +45,7 @@ class SourceCreate(BaseModel):
 class IngestRequest(BaseModel):
     urls: list[str] = Field(default_factory=list, description="One-off links; empty collects every source.")
     render_js: bool = False
+    refresh: bool = Field(default=False, description="Fetch and extract every page again, even unchanged ones.")
 
 
 class TrainRequest(BaseModel):
@@ -239,7 +240,7 @@ class TwinService:
 
             async with self._ingest_lock:
                 return await ingest_urls(self.ingestion, author, urls or None, render_js=body.render_js,
-                                         progress=on_event)
+                                         refresh=body.refresh, progress=on_event)
 
         return self._spawn(job, work)
 

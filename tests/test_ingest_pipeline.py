@@ -54,6 +54,9 @@ def test_corpus_served_as_blog_is_collected_versioned_and_searchable(deps, corpo
         assert (again.new, again.updated, again.unchanged, again.embedded_chunks) == (0, 0, 40, 0)
         # ... and downloads nothing: every page was a conditional GET answered 304 (Last-Modified).
         assert again.not_modified == 40
+        # --refresh fetches and extracts every page again, and still stores nothing new.
+        refreshed = asyncio.run(ingest_urls(deps, author, refresh=True))
+        assert (refreshed.unchanged, refreshed.not_modified, refreshed.embedded_chunks) == (40, 0, 0)
 
         # A changed page becomes version 2, and only its chunks are replaced.
         page = tmp_path / "site" / "p" / "3" / "index.html"

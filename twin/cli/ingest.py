@@ -52,6 +52,8 @@ def ingest(
     author: str,
     url: list[str] = typer.Option([], "--url", help="Collect just these links (repeatable) instead of all sources."),
     js: bool = typer.Option(False, "--js", help="Fetch --url links with Chromium (pages that need JavaScript)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Fetch and extract every page again, even unchanged "
+                                 "ones (pages stored before are otherwise skipped when the server says unchanged)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Collect an author's sources (or the given links): fetch, clean, version, chunk and embed."""
@@ -60,7 +62,7 @@ def ingest(
     client = service_client()
     if client is not None:  # the running service owns the stores: let it do the work
         with user_errors(), client:
-            job = client.check(client.post(f"/api/authors/{author}/ingest", json={"urls": url, "render_js": js}))
+            job = client.check(client.post(f"/api/authors/{author}/ingest", json={"urls": url, "render_js": js, "refresh": refresh}))
             report = IngestReport(**_follow(client, job["id"], "collecting"))
         print_json(report) if as_json else print_report(report)
         return
@@ -75,7 +77,8 @@ def ingest(
                 elif event.kind in ("document", "problem"):
                     bar.advance(task)
 
-            report = asyncio.run(ingest_urls(deps, person, url or None, render_js=js, progress=on_progress))
+            report = asyncio.run(ingest_urls(deps, person, url or None, render_js=js, refresh=refresh,
+                                             progress=on_progress))
     print_json(report) if as_json else print_report(report)
 
 
