@@ -3,17 +3,60 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from twin.settings import Settings
-from twin.store import DocumentStore
+from twin.store import DocumentStore, create_db_engine
 
 from benchmarks.corpus_site import CORPORA_DIR, REPO_ROOT, load_corpus  # noqa: F401 - one corpus reader
 # Converting SmolLM2 and exporting MiniLM take ~30 s each: do it once per machine, not per test.
 MODELS_CACHE = Path(os.environ.get("TWIN_TEST_MODELS_DIR", REPO_ROOT / ".cache" / "models"))
+POSTGRES_URL = os.environ.get("TWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def corpus_rows(name: str, limit: int | None = None) -> list[dict]:
+    """The rows of corpus `name` (CORPORA_DIR/<name>.jsonl); skips the test when that corpus is not there."""
+    path = CORPORA_DIR / f"{name}.jsonl"
+    if not path.exists():
+        pytest.skip(f"corpus {path} not available (set TWIN_CORPORA_DIR)")
+    return load_corpus(name, limit)
+
+
+def corpus_texts(name: str, limit: int | None = None) -> list[str]:
+    """The post texts of corpus `name`; skips like corpus_rows."""
+    return [row["text"] for row in corpus_rows(name, limit)]
+
+
+@contextmanager
+def postgres_schema(prefix: str = "twin_test") -> Iterator[tuple[str, str]]:
+    """A throwaway schema in the test PostgreSQL (TWIN_TEST_POSTGRES_URL), dropped afterwards.
+
+    Yields (a URL whose search_path is the schema, the schema's name); skips the test when PostgreSQL
+    is not reachable.
+    """
+    try:
+        admin = create_db_engine(POSTGRES_URL)
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (set TWIN_TEST_POSTGRES_URL): {exc}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    admin.dispose()  # hold no connection while the test runs
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
 
 
 @pytest.fixture(autouse=True)

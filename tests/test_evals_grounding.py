@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import corpus_rows
 from evals import check_grounding
 from evals.text import split_sentences, strip_code
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Paginating through the GitHub GraphQL API with Python"
-
-
-def corpus(name: str) -> list[dict]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def post() -> dict:
-    matches = [row for row in corpus("simon_willison_til") if row["title"] == TITLE]
+    matches = [row for row in corpus_rows("simon_willison_til") if row["title"] == TITLE]
     if not matches:
         pytest.skip(f"post {TITLE!r} not in the corpus")
     return matches[0]

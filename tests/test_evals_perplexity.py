@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-from pathlib import Path
 
 import pytest
 
+from conftest import corpus_texts
 from evals import perplexity, perplexity_details
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 pytestmark = pytest.mark.slow
-
-
-def corpus(name: str) -> list[str]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +30,8 @@ def base_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def english() -> list[str]:
-    posts = [p for p in corpus("brandur_leach_atoms") if "http" not in p and "```" not in p and "](" not in p]
+    posts = [p for p in corpus_texts("brandur_leach_atoms")
+             if "http" not in p and "```" not in p and "](" not in p]
     random.Random(0).shuffle(posts)
     return [" ".join(p.split()[:60]) for p in posts if len(p.split()) >= 60][:3]
 

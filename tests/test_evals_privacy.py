@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
-from pathlib import Path
 
 import pytest
 
+from conftest import corpus_texts
 from evals import CopyDetector, check_privacy, find_phone_numbers
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus(name: str) -> list[str]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def josh_split() -> tuple[list[str], list[str]]:
-    texts = sorted(corpus("josh_branchaud_til"))
+    texts = sorted(corpus_texts("josh_branchaud_til"))
     random.Random(0).shuffle(texts)
     return texts[:600], texts[600:640]
 
@@ -43,7 +31,7 @@ def test_emails_and_phone_numbers_are_found():
 
 
 def test_real_prose_has_no_false_alarms():
-    posts = corpus("brandur_leach_atoms")
+    posts = corpus_texts("brandur_leach_atoms")
     assert all(check_privacy(p).score == 1.0 for p in posts)
     # Lists of numbers, dates and times in technical posts are not phone numbers.
     assert find_phone_numbers("pixels 128 128 128 128 at 2020-04-21 18:00, host 192.168.100.200") == []

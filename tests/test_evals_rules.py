@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import corpus_rows
 from evals import check_platform_rules, looks_truncated, split_thread
 from evals.rules import parse_thread
 from twin.domain import Platform
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus(name: str) -> list[dict]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def brandur_posts() -> list[str]:
     """Brandur Leach's tweet-length posts, prose only (no code, no links)."""
-    rows = corpus("brandur_leach_atoms")
+    rows = corpus_rows("brandur_leach_atoms")
     return [r["text"] for r in rows if "```" not in r["text"] and "](" not in r["text"] and "http" not in r["text"]]
 
 
@@ -82,7 +70,8 @@ def test_linkedin_hashtags_links_and_length(brandur_posts):
 
 
 def test_article_needs_a_title_and_300_words():
-    row = next(r for r in corpus("chris_wellons") if 400 < r["word_count"] < 1500 and "```" not in r["text"])
+    row = next(r for r in corpus_rows("chris_wellons")
+               if 400 < r["word_count"] < 1500 and "```" not in r["text"])
     body = row["text"].strip()
     article = f"# {row['title']}\n\n{body}"
     if looks_truncated(body):

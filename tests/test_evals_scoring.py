@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
-from pathlib import Path
 
 import pytest
 
+from conftest import corpus_texts
 from evals import CopyDetector, DraftScores, StyleClassifier, StyleProfile, Thresholds, score_draft
 from evals.rules import looks_truncated
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus(name: str) -> list[str]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
 def split(texts: list[str], n_train: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -32,8 +20,8 @@ def split(texts: list[str], n_train: int, seed: int = 0) -> tuple[list[str], lis
 @pytest.fixture(scope="module")
 def brandur() -> dict:
     """Brandur Leach's twin kit: classifier (vs Simon Willison as the generic voice), profile, copy detector."""
-    train, held_out = split(corpus("brandur_leach_atoms"), 100)
-    generic, _ = split(corpus("simon_willison_til"), 100)
+    train, held_out = split(corpus_texts("brandur_leach_atoms"), 100)
+    generic, _ = split(corpus_texts("simon_willison_til"), 100)
     plain = [t for t in held_out if "http" not in t and "](" not in t and "```" not in t]
     return {
         "style": StyleClassifier.fit(train, generic),
@@ -41,7 +29,7 @@ def brandur() -> dict:
         "copy_detector": CopyDetector(train),
         "held_out": [t for t in plain if 120 < len(t) <= 280 and not looks_truncated(t)],
         "train": train,
-        "generic_held_out": split(corpus("simon_willison_til"), 100)[1][:5],
+        "generic_held_out": split(corpus_texts("simon_willison_til"), 100)[1][:5],
     }
 
 

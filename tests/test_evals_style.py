@@ -3,26 +3,14 @@ on posts they were not built from."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import corpus_texts
 from evals import StyleClassifier, StyleProfile, generic_texts_from, stylometric_distance
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus(name: str) -> list[str]:
-    root = Path(os.environ.get("TWIN_CORPORA_DIR", REPO_ROOT.parent / "shared" / "corpora"))
-    path = root / f"{name}.jsonl"
-    if not path.exists():
-        pytest.skip(f"corpus {path} not available")
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
 def split(texts: list[str], n_train: int, n_test: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -35,8 +23,8 @@ def split(texts: list[str], n_train: int, n_test: int, seed: int = 0) -> tuple[l
 @pytest.fixture(scope="module")
 def brandur_simon() -> dict[str, tuple[list[str], list[str]]]:
     return {
-        "brandur": split(corpus("brandur_leach_atoms"), 120, 40),
-        "simon": split(corpus("simon_willison_til"), 120, 40),
+        "brandur": split(corpus_texts("brandur_leach_atoms"), 120, 40),
+        "simon": split(corpus_texts("simon_willison_til"), 120, 40),
     }
 
 
@@ -59,8 +47,8 @@ def test_classifier_tells_authors_apart_on_held_out_posts(brandur_simon, tmp_pat
 
 
 def test_classifier_in_the_other_direction_and_long_form():
-    chris_train, chris_test = split(corpus("chris_wellons"), 30, 20)
-    josh_train, josh_test = split(corpus("josh_branchaud_til"), 100, 20)
+    chris_train, chris_test = split(corpus_texts("chris_wellons"), 30, 20)
+    josh_train, josh_test = split(corpus_texts("josh_branchaud_til"), 100, 20)
     classifier = StyleClassifier.fit(josh_train, chris_train)
     labels = [1] * len(josh_test) + [0] * len(chris_test)
     assert roc_auc_score(labels, classifier.score_many(josh_test + chris_test)) >= 0.9
@@ -72,8 +60,8 @@ def test_fit_refuses_too_little_text():
 
 
 def test_generic_texts_from_balances_sources_and_excludes_the_author():
-    simon = corpus("simon_willison_til")[:30]
-    josh = corpus("josh_branchaud_til")[:30]
+    simon = corpus_texts("simon_willison_til")[:30]
+    josh = corpus_texts("josh_branchaud_til")[:30]
     author = simon[:5]
     chosen = generic_texts_from({"simon": simon, "josh": josh}, exclude=author, limit=20, seed=1)
     assert len(chosen) == 20
@@ -94,8 +82,8 @@ def test_generic_texts_from_balances_sources_and_excludes_the_author():
     ],
 )
 def test_stylometric_distance_is_smaller_for_the_same_author(author, other):
-    train, same = split(corpus(author), 100, 40)
-    _, different = split(corpus(other), 0, 40)
+    train, same = split(corpus_texts(author), 100, 40)
+    _, different = split(corpus_texts(other), 0, 40)
     profile = StyleProfile.from_texts(train)
     same_distances = [stylometric_distance(profile, t) for t in same]
     other_distances = [stylometric_distance(profile, t) for t in different]
@@ -106,7 +94,7 @@ def test_stylometric_distance_is_smaller_for_the_same_author(author, other):
 
 
 def test_profile_round_trips_and_explains_deviations():
-    train, held_out = split(corpus("brandur_leach_atoms"), 100, 20)
+    train, held_out = split(corpus_texts("brandur_leach_atoms"), 100, 20)
     profile = StyleProfile.from_texts(train)
     assert StyleProfile.model_validate_json(profile.model_dump_json()) == profile
     shouting = "Wow!!! Amazing!!! Can you believe it?! 🚀🚀🚀 #growth #hustle #ai #mindset #win!!!"

@@ -13,21 +13,19 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
+from conftest import postgres_schema
 from serving.scheduler import ScheduleCreate, Scheduler, cron_trigger, open_schedule_book, start_scheduler
 from serving.service import TwinService
 from twin.domain import Conflict, NotFound, Platform
 from twin.settings import Settings
-from twin.store import create_db_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("TWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def cron_at(moment: datetime) -> str:
@@ -187,26 +185,22 @@ asyncio.run(main())
 """
 
 
-def _postgres_url_with_schema() -> tuple[str, str]:
-    try:
-        admin = create_db_engine(POSTGRES_URL)
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    schema = f"twin_sched_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    admin.dispose()
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", schema
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database URL for the test: None for the settings' SQLite file, or a throwaway PostgreSQL schema."""
+    if request.param == "postgres":
+        with postgres_schema("twin_sched") as (url, _):
+            yield url
+    else:
+        yield None
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_two_service_processes_run_each_fire_once(schedule_settings: Settings, tmp_path: Path, database: str):
-    schema = None
-    if database == "postgres":
-        schedule_settings.database_url, schema = _postgres_url_with_schema()
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+async def test_two_service_processes_run_each_fire_once(schedule_settings: Settings, tmp_path: Path,
+                                                        database: str | None):
+    if database:
+        schedule_settings.database_url = database
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
@@ -244,11 +238,6 @@ async def test_two_service_processes_run_each_fire_once(schedule_settings: Setti
         await scheduler.stop()
         output = (await asyncio.to_thread(second.communicate, "", 60))[0]
         await service.stop()
-        if schema:
-            admin = create_db_engine(POSTGRES_URL)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-            admin.dispose()
     assert second.returncode == 0, output
 
 

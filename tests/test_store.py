@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
+from conftest import POSTGRES_URL, postgres_schema
 from twin.domain import Conflict, Kind, NotFound, Platform, RawDocument
 from twin.schema import MIGRATIONS
 from twin.store import DocumentStore, create_db_engine
-
-POSTGRES_URL = os.environ.get("TWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_store() -> Iterator[DocumentStore]:
-    """A fresh schema in the real PostgreSQL, dropped afterwards."""
-    try:
-        admin = create_db_engine(POSTGRES_URL)
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    schema = f"twin_test_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    engine = create_db_engine(POSTGRES_URL).execution_options(schema_translate_map={None: schema})
-    store = DocumentStore(engine)
-    store.migrate()
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -44,7 +18,14 @@ def any_store(request: pytest.FixtureRequest, store: DocumentStore) -> Iterator[
     if request.param == "sqlite":
         yield store
     else:
-        yield from _postgres_store()
+        with postgres_schema() as (_, schema):
+            engine = create_db_engine(POSTGRES_URL).execution_options(schema_translate_map={None: schema})
+            postgres = DocumentStore(engine)
+            postgres.migrate()
+            try:
+                yield postgres
+            finally:
+                postgres.close()
 
 
 def test_migrations_on_empty_database_create_exact_columns(tmp_path):
