@@ -17,6 +17,7 @@ from email.utils import format_datetime
 from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -104,6 +105,25 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def store_corpus_posts(store: Any, author: Any, corpus: str, limit: int | None, platform: Any) -> int:
+    """Store `limit` items of corpus `name` as the author's posts (cleaned, not embedded); returns how many."""
+    from ingestion.clean import clean_text
+    from twin.domain import Kind, RawDocument
+
+    rows = load_corpus(corpus, limit)
+    for i, row in enumerate(rows):
+        raw = RawDocument(
+            url=f"https://corpus.example/{corpus}/{i}",
+            platform=platform,
+            kind=Kind.post,
+            title=row.get("title"),
+            published_at=datetime.fromisoformat(row["date"]) if row.get("date") else None,
+            text=row["text"],
+        )
+        store.upsert_document(author, None, raw, clean_text(raw))
+    return len(rows)
 
 
 @contextmanager

@@ -18,12 +18,10 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from benchmarks.corpus_site import load_corpus
-from twin.domain import Kind, Platform, RawDocument
+from benchmarks.corpus_site import store_corpus_posts
+from twin.domain import Platform
 from twin.settings import Settings
 from twin.store import DocumentStore
 
@@ -34,22 +32,11 @@ MODELS_CACHE = Path(os.environ.get("TWIN_TEST_MODELS_DIR", REPO_ROOT / ".cache" 
 
 def store_corpus(settings: Settings, store: DocumentStore, corpus: str, author_name: str, limit: int | None) -> int:
     """Store the corpus as the author's posts and embed them; returns the number of documents."""
-    from ingestion.clean import clean_text
     from ingestion.pipeline import IngestionDeps, resume_embedding
     from twin.vectors import Embedder, VectorStore
 
     author = store.add_author(author_name)
-    platform = Platform.x if "atoms" in corpus else Platform.blog
-    for i, row in enumerate(load_corpus(corpus, limit)):
-        raw = RawDocument(
-            url=f"https://corpus.example/{corpus}/{i}",
-            platform=platform,
-            kind=Kind.post,
-            title=row.get("title"),
-            published_at=datetime.fromisoformat(row["date"]) if row.get("date") else None,
-            text=row["text"],
-        )
-        store.upsert_document(author, None, raw, clean_text(raw))
+    store_corpus_posts(store, author, corpus, limit, Platform.x if "atoms" in corpus else Platform.blog)
     vectors = VectorStore(settings, Embedder(settings))
     try:
         asyncio.run(resume_embedding(IngestionDeps(settings=settings, store=store, vectors=vectors), author))

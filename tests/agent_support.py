@@ -8,15 +8,14 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from conftest import MODELS_CACHE, load_corpus
-from ingestion.clean import clean_text
+from benchmarks.corpus_site import store_corpus_posts
+from conftest import MODELS_CACHE
 from ingestion.pipeline import IngestionDeps, resume_embedding
-from twin.domain import Author, Kind, Platform, RawDocument
+from twin.domain import Author, Platform
 from twin.settings import Settings
 from twin.store import DocumentStore
 from twin.vectors import Embedder, VectorStore
@@ -39,16 +38,7 @@ def build_world(settings: Settings, store: DocumentStore, corpus: str = "brandur
     vectors = VectorStore(settings, Embedder(settings))
     ingestion = IngestionDeps(settings=settings, store=store, vectors=vectors)
     author = store.add_author(author_name)
-    for i, row in enumerate(load_corpus(corpus, limit=limit)):
-        raw = RawDocument(
-            url=f"https://corpus.example/{corpus}/{i}",
-            platform=platform,
-            kind=Kind.post,
-            title=row.get("title"),
-            published_at=datetime.fromisoformat(row["date"]) if row.get("date") else None,
-            text=row["text"],
-        )
-        store.upsert_document(author, None, raw, clean_text(raw))
+    store_corpus_posts(store, author, corpus, limit, platform)
     return World(settings=settings, store=store, ingestion=ingestion, author=author)
 
 
