@@ -31,7 +31,6 @@ from twin.store import DocumentStore
 if TYPE_CHECKING:
     from ingestion.pipeline import IngestionDeps
     from serving.model_client import AdapterRef
-    from training.dataset import PreferencePair, PromptCompletion
     from twin.settings import Settings
     from twin.vectors import VectorStore
 
