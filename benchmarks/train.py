@@ -110,7 +110,7 @@ def main() -> None:
     settings.ensure_dirs()
     store = DocumentStore.from_url(settings.resolved_database_url)
     author = load_author(store, args.author, args.limit)
-    ray.init(num_cpus=2, runtime_env={"env_vars": WORKER_ENV}, configure_logging=False)
+    ray.init(address="local", num_cpus=2, runtime_env={"env_vars": WORKER_ENV}, configure_logging=False)
 
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

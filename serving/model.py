@@ -573,7 +573,8 @@ def start_ray_and_serve(settings: Settings, *, http: bool = False) -> None:
         if settings.serve.ray_address:
             ray.init(address=settings.serve.ray_address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=settings.serve.ray_num_cpus, include_dashboard=False,
+            # "local": a Ray of our own, never the cluster some other process started last on this machine.
+            ray.init(address="local", num_cpus=settings.serve.ray_num_cpus, include_dashboard=False,
                      logging_level=logging.WARNING)
     proxy: dict[str, Any] = (
         {"proxy_location": "HeadOnly", "http_options": {"host": settings.serve.host, "port": settings.serve.port}}

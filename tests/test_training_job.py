@@ -63,7 +63,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
             settings, workers=2, max_steps=MAX_STEPS, save_steps=1, batch_size=2, max_length=256,
             learning_rate=1e-3, dpo_max_steps=1, max_failures=1, fail_worker_once=True,
         )
-        ray.init(num_cpus=2, runtime_env={"env_vars": WORKER_ENV}, configure_logging=False)
+        ray.init(address="local", num_cpus=2, runtime_env={"env_vars": WORKER_ENV}, configure_logging=False)
         events: list[TrainProgress] = []
         try:
             adapter = train(store, AUTHOR, settings, config, progress=events.append)

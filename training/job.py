@@ -102,7 +102,9 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
         address = settings.serve.ray_address
         try:
             ray.init(
-                address=address,
+                # Unset means a Ray of our own: Ray's default would attach to whichever cluster was started
+                # last on this machine (/tmp/ray/ray_current_cluster), even another service's.
+                address=address or "local",
                 runtime_env={"env_vars": WORKER_ENV},
                 log_to_driver=True,
                 configure_logging=False,
