@@ -19,7 +19,7 @@ demo: setup
 # Unit and integration tests (real model, Ray, Qdrant, crawl4ai, SQLite and PostgreSQL), then the
 # Playwright page tests in a pytest run of their own (they must not share an event loop with asyncio tests).
 test: setup
-	$(PY) -m pytest -m "not ui" -q
+	$(PY) -m pytest -m "not ui" -q --durations=15
 	$(PY) -m pytest -m ui -q -p no:asyncio || [ $$? -eq 5 ]  # 5: no page tests collected
 
 test-fast: setup
