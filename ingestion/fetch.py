@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import shutil
@@ -48,7 +49,11 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _REFUSED_HEADER = "x-twin-guard-refused"
-_CONDITIONAL_HEADERS = "conditional_headers"
+# The conditional-GET headers of the fetch running in this task. A context variable rather than a field of
+# the CrawlerRunConfig: building a CrawlerRunConfig costs ~40-120 ms here (crawl4ai inspects signatures on
+# every attribute set), so one config serves every fetch and the per-request part travels beside it.
+_conditional_headers_var: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+    "twin_conditional_headers", default={})
 # Bodies we can read as text; anything else (images, PDFs, archives) is not a page to learn from.
 _TEXT_TYPES = ("text/", "application/xml", "application/xhtml+xml", "application/rss+xml",
                "application/atom+xml", "application/json", "application/feed+json", "application/ld+json")
@@ -130,7 +135,7 @@ def _build_http_strategy(guard: UrlGuard, settings: Settings) -> Any:
             # reads bodies whole with no cap, and it saves non-HTML responses (feeds) under ~/.crawl4ai.
             async with self._session_context() as session:
                 try:
-                    conditional = (getattr(config, "shared_data", None) or {}).get(_CONDITIONAL_HEADERS, {})
+                    conditional = _conditional_headers_var.get()
                     async with session.get(
                         url,
                         allow_redirects=False,
@@ -247,6 +252,7 @@ class WebFetcher:
         self._browser: AsyncWebCrawler | None = None
         self._chromium: ChromiumProcess | None = None
         self._browser_lock = asyncio.Lock()
+        self._http_config: Any = None
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> WebFetcher:
@@ -312,13 +318,14 @@ class WebFetcher:
 
     # -- HTTP strategy ------------------------------------------------------------------------------
 
-    def _http_run_config(self, conditional_headers: dict[str, str]) -> Any:
+    def _http_run_config(self) -> Any:
         from crawl4ai import CacheMode, CrawlerRunConfig
 
-        return CrawlerRunConfig(
-            cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False,
-            shared_data={_CONDITIONAL_HEADERS: conditional_headers},
-        )
+        if self._http_config is None:
+            self._http_config = CrawlerRunConfig(
+                cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False,
+            )
+        return self._http_config
 
     async def _fetch_http(self, url: str, validators: PageValidators | None = None) -> FetchResult:
         assert self._http is not None
@@ -332,8 +339,9 @@ class WebFetcher:
             try:
                 # Validators belong to the URL asked for; a redirect hop is fetched unconditionally.
                 asked = current == url and validators is not None
-                config = self._http_run_config(_conditional_headers(validators) if asked else {})
-                result = await asyncio.wait_for(self._http.arun(current, config=config), timeout=remaining)
+                _conditional_headers_var.set(_conditional_headers(validators) if asked else {})
+                result = await asyncio.wait_for(self._http.arun(current, config=self._http_run_config()),
+                                                timeout=remaining)
             except asyncio.TimeoutError:
                 raise FetchFailed(f"{current}: timed out after {crawl.timeout_s:.0f} s") from None
             headers = {k.lower(): v for k, v in (result.response_headers or {}).items()}
