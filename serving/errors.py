@@ -5,13 +5,13 @@ from __future__ import annotations
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from twin.domain import TwinError, Unavailable
+from twin.domain import TooBusy, TwinError, Unavailable
 
 RETRY_AFTER_S = 5
 
 
 def twin_error_handler(_: Request, exc: TwinError) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable) else None
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Unavailable | TooBusy) else None
     body = {"status_code": exc.status_code, "detail": str(exc)}
     if isinstance(exc, Unavailable):
         body["retry_after_s"] = RETRY_AFTER_S

@@ -50,6 +50,12 @@ class Unavailable(TwinError):
     status_code = 503
 
 
+class TooBusy(TwinError):
+    """Every slot for this kind of work is taken; retrying shortly will work."""
+
+    status_code = 429
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

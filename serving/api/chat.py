@@ -5,37 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from litestar import Controller, get, post
-from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent
 from litestar.types import SSEData
 
 from agents.schemas import DraftRequest, RunResult
 from serving.service import TwinService
-from twin.domain import Run, Unavailable
+from twin.domain import Run, TooBusy, Unavailable
 
 
-class TooManyRuns(HTTPException):
-    status_code = 429
-
-
-def _admit(service: TwinService, request: DraftRequest) -> asyncio.Semaphore:
-    """Check everything that can be refused before a run starts (limits, author, model, free slot)."""
+def admit_run(service: TwinService, request: DraftRequest) -> asyncio.Semaphore:
+    """Refuse early what the run would refuse: limits (422), unknown author (404), model down (503), every
+    run slot taken (429). Returns the run slot to hold while running (API and page alike)."""
     request.check_limits(service.settings.serve)
     service.author(request.author)
     service.require_model()
     slot = service.run_slot()
     if slot.locked():
-        raise TooManyRuns(
-            detail=f"{service.settings.serve.max_concurrent_runs} runs are in progress; retry shortly.",
-            headers={"Retry-After": "5"},
-        )
+        raise TooBusy(f"{service.settings.serve.max_concurrent_runs} runs are in progress; retry shortly.")
     return slot
 
 
 async def run_chat(service: TwinService, request: DraftRequest, origin: str = "chat") -> RunResult:
     from agents.run import run_to_completion
 
-    slot = _admit(service, request)
+    slot = admit_run(service, request)
     async with slot:
         try:
             return await asyncio.wait_for(
@@ -53,7 +46,7 @@ async def stream_chat(service: TwinService, request: DraftRequest) -> AsyncItera
     """Agent events as SSE: `step`, `token`, `draft`, then `done` (or `error`)."""
     from agents.run import run_agent
 
-    slot = _admit(service, request)
+    slot = admit_run(service, request)
 
     async def events() -> AsyncIterator[SSEData]:
         async with slot:

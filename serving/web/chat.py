@@ -22,18 +22,15 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.template import TemplateEngineProtocol
 
 from agents.schemas import AgentEvent, DraftRequest
+from serving.api.chat import admit_run
 from serving.service import TwinService
 from serving.web.forms import ChatForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
-from twin.domain import Platform, TwinError
+from twin.domain import Platform, TooBusy, TwinError
 
 PENDING_TTL_S = 300.0
 MAX_PENDING = 64
 DRAFTING_NODES = ("draft", "revise")
-
-
-class TooManyRuns(TwinError):
-    status_code = 429
 
 
 @dataclass
@@ -48,7 +45,7 @@ class PendingChats:
             if now - parked_at > PENDING_TTL_S:
                 del self.requests[key]
         if len(self.requests) >= MAX_PENDING:
-            raise TooManyRuns("Too many chats are waiting to start; retry in a moment.")
+            raise TooBusy("Too many chats are waiting to start; retry in a moment.")
         key = secrets.token_urlsafe(16)
         self.requests[key] = (now, request)
         return key
@@ -56,18 +53,6 @@ class PendingChats:
     def take(self, key: str) -> DraftRequest | None:
         parked = self.requests.pop(key, None)
         return parked[1] if parked else None
-
-
-def admit(service: TwinService, request: DraftRequest) -> None:
-    """Refuse early what the run would refuse: limits (422), unknown author (404), model down (503),
-    every run slot taken (429)."""
-    request.check_limits(service.settings.serve)
-    service.author(request.author)
-    service.require_model()
-    if service.run_slot().locked():
-        raise TooManyRuns(
-            f"{service.settings.serve.max_concurrent_runs} runs are in progress; retry when one has finished."
-        )
 
 
 class ChatPages(Controller):
@@ -97,7 +82,7 @@ class ChatPages(Controller):
     ) -> Template:
         draft_request = DraftRequest(author=data.author, prompt=data.prompt, links=lines(data.links),
                                      platform=data.platform, drafts=data.drafts)
-        admit(service, draft_request)
+        admit_run(service, draft_request)
         key = request.app.state.pending_chats.park(draft_request)
         return Template(template_name="partials/chat_run.html",
                         context={"key": key, "chat": draft_request})
