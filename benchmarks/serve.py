@@ -93,11 +93,10 @@ def model_part(args: argparse.Namespace) -> dict[str, Any]:
 
 def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
-    import ray
     import uvicorn
-    from ray import serve
 
     from serving.app import create_app
+    from serving.model import stop_local_ray
     from twin.domain import Kind, Platform, RawDocument
     from twin.store import DocumentStore
 
@@ -151,8 +150,7 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.should_exit = True
         thread.join(timeout=60)
-        serve.shutdown()
-        ray.shutdown()
+        stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
     return {
         "requests": len(latencies), "drafts_per_request": 1, "critique_rounds": 1,
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,

@@ -561,14 +561,16 @@ def build_model_app(settings: Settings) -> serve.Application:
     ).bind(config)
 
 
-def start_ray_and_serve(settings: Settings, *, http: bool = False) -> None:
+def start_ray_and_serve(settings: Settings, *, http: bool = False) -> bool:
     """Attach to the configured Ray cluster, or start a local one; then start Serve (idempotent).
 
     Serve's HTTP proxy stays off unless asked (handles need none); when on it binds `settings.serve`'s
-    host and port, loopback by default.
+    host and port, loopback by default. Returns True when this call started a local Ray (its owner should
+    stop it with :func:`stop_local_ray`).
     """
     import ray
 
+    started = False
     if not ray.is_initialized():
         if settings.serve.ray_address:
             ray.init(address=settings.serve.ray_address, logging_level=logging.WARNING)
@@ -576,11 +578,27 @@ def start_ray_and_serve(settings: Settings, *, http: bool = False) -> None:
             # "local": a Ray of our own, never the cluster some other process started last on this machine.
             ray.init(address="local", num_cpus=settings.serve.ray_num_cpus, include_dashboard=False,
                      logging_level=logging.WARNING)
+            started = True
     proxy: dict[str, Any] = (
         {"proxy_location": "HeadOnly", "http_options": {"host": settings.serve.host, "port": settings.serve.port}}
         if http else {"proxy_location": "Disabled"}
     )
     serve.start(**proxy)
+    return started
+
+
+def stop_local_ray() -> None:
+    """Stop Serve and the local Ray this process started.
+
+    Ray's processes die with the *thread* that started them (Linux parent-death signal), so an owner whose
+    starting thread may end (an event loop's executor) must stop Ray itself first; otherwise this process
+    keeps a Ray handle on a dead cluster and Ray ends the whole process a minute later.
+    """
+    import ray
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()
 
 
 def deploy_model(settings: Settings, *, http: bool = False) -> DeploymentHandle:

@@ -64,6 +64,7 @@ class TwinService:
         self.model_client: Any = None
         self.model_error: str | None = None
         self._model_task: asyncio.Task[None] | None = None
+        self._started_ray = False
         self._jobs: dict[str, asyncio.Task[Any]] = {}
         self._runs = asyncio.Semaphore(settings.serve.max_concurrent_runs)
         self._ingest_lock = asyncio.Lock()  # one writer of the vector store at a time
@@ -94,7 +95,7 @@ class TwinService:
     async def _start_model(self, attempts: int = 3) -> None:
         """Bring the model deployment up in the background, retrying a failed start (Ray can time out
         starting on a loaded machine); chat answers 503 with a retry hint meanwhile."""
-        from serving.model import deploy_model
+        from serving.model import deploy_model, start_ray_and_serve
         from serving.model_client import ModelClient
 
         serve_settings = self.settings.serve
@@ -106,6 +107,8 @@ class TwinService:
             )
         for attempt in range(1, attempts + 1):
             try:
+                if await asyncio.to_thread(start_ray_and_serve, self.settings):
+                    self._started_ray = True  # ours to stop (see stop_local_ray)
                 handle = await asyncio.to_thread(deploy_model, self.settings)
                 self.model_client = ModelClient(handle)
                 self.model_error = None
@@ -121,6 +124,11 @@ class TwinService:
             task.cancel()
         if self._model_task:
             self._model_task.cancel()
+        if self._started_ray:
+            from serving.model import stop_local_ray
+
+            self.model_client = None
+            await asyncio.to_thread(stop_local_ray)
         await self._exit_stack.aclose()
         if self.ingestion is not None:
             self.ingestion.vectors.close()

@@ -90,11 +90,9 @@ def live(tmp_path_factory) -> Iterator[tuple]:
         site.add("/injection", INJECTION)
         with LiveServer(settings) as server:
             yield settings, server, site
-    import ray
-    from ray import serve
+    from serving.model import stop_local_ray
 
-    serve.shutdown()
-    ray.shutdown()
+    stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
 
 
 def test_chat_returns_grounded_drafts_with_sources_and_run(live):

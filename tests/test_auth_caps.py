@@ -162,3 +162,8 @@ def test_concurrent_runs_are_capped_with_429(settings: Settings):
             running.join(timeout=600)
         assert first["response"].status_code == 200, first["response"].text
         assert client.post("/api/chat", json=body).status_code == 200  # the slot is free again
+    import ray
+
+    # The service stopped the local Ray it started: Ray's processes die with the thread that started
+    # them, and a process left holding a dead Ray is ended by Ray a minute later.
+    assert not ray.is_initialized()
