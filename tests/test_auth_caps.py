@@ -149,11 +149,12 @@ def test_concurrent_runs_are_capped_with_429(settings: Settings):
         running = threading.Thread(target=lambda: first.update(response=client.post("/api/chat", json=body)))
         running.start()
         try:
-            for _ in range(200):  # until the first run holds the slot
-                second = client.post("/api/chat", json=body)
-                if second.status_code == 429:
-                    break
-                time.sleep(0.05)
+            slot = client.app.state.service.run_slot()
+            deadline = time.monotonic() + 60
+            while not slot.locked():  # until the first run holds the slot
+                assert running.is_alive() and time.monotonic() < deadline, first
+                time.sleep(0.01)
+            second = client.post("/api/chat", json=body)
             assert second.status_code == 429
             assert "runs are in progress" in second.json()["detail"] and second.headers.get("retry-after")
             page = client.post("/chat", data={**body, "drafts": "1", "links": ""}, headers={"HX-Request": "true"})
