@@ -262,9 +262,20 @@ class WebFetcher:
         crawler = AsyncWebCrawler(
             crawler_strategy=_build_http_strategy(self.guard, self.settings),
             base_directory=str(self._base_dir),
+            logger=self._crawl4ai_logger(),
         )
         self._http = await self._stack.enter_async_context(crawler)
         return self
+
+    def _crawl4ai_logger(self) -> Any:
+        """crawl4ai's own log, critical lines only: its per-page lines (rendered with rich and appended to a
+        file opened anew for each line; a 304 or a redirect is logged as an error) cost ~2 ms a page, and
+        every fetch's outcome is ours to report (FetchFailed/UrlRefused with the reason, FetchTiming)."""
+        from crawl4ai.async_logger import AsyncLogger, LogLevel
+
+        assert self._base_dir is not None
+        return AsyncLogger(log_file=str(self._base_dir / "crawler.log"), log_level=LogLevel.CRITICAL,
+                           verbose=False)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -321,8 +332,15 @@ class WebFetcher:
     def _http_run_config(self) -> Any:
         from crawl4ai import CacheMode, CrawlerRunConfig
 
+        class RunConfig(CrawlerRunConfig):
+            # crawl4ai's __setattr__ runs inspect.signature(__init__) on every attribute set (~1 ms), and
+            # arun sets a few per page (proxy rotation); ours never sets a deprecated name, which is all
+            # that check is for.
+            def __setattr__(self, name: str, value: Any) -> None:
+                object.__setattr__(self, name, value)
+
         if self._http_config is None:
-            self._http_config = CrawlerRunConfig(
+            self._http_config = RunConfig(
                 cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False,
             )
         return self._http_config
@@ -389,7 +407,8 @@ class WebFetcher:
             browser_config = BrowserConfig(
                 browser_mode="cdp", cdp_url=cdp_url, headless=True, user_agent=crawl.user_agent, verbose=False
             )
-            crawler = AsyncWebCrawler(config=browser_config, base_directory=str(self._base_dir))
+            crawler = AsyncWebCrawler(config=browser_config, base_directory=str(self._base_dir),
+                                      logger=self._crawl4ai_logger())
             crawler.crawler_strategy.set_hook("on_page_context_created", self._install_route_guard)
             self._browser = await self._stack.enter_async_context(crawler)
             return self._browser
