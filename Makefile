@@ -28,7 +28,7 @@ test-fast: setup
 bench: setup
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.train
-	$(PY) -m benchmarks.serve_model
+	$(PY) -m benchmarks.serve
 	$(PY) -m benchmarks.evals --data-dir .cache/bench-evals
 
 clean:
