@@ -14,6 +14,7 @@ Running it again reuses what exists: the author, sources, unchanged documents an
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = _settings(args)
     settings.ensure_dirs()
+    # The service in this process logs at INFO; its HTTP client's line per job poll would bury the bars.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     console.print(f"[bold]LLM Twin demo[/bold]  data: {settings.data_dir}")
     site = build(settings.data_dir / "demo-site", f"http://127.0.0.1:{args.site_port}")
     site_server, _ = serve_directory(site.site_dir, port=args.site_port)
