@@ -145,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/train", json={"max_steps": args.max_steps}))
             adapter = _follow(client, job, "training the twin")["result"]
             metrics = adapter.get("metrics", {})
-            console.print(f"adapter v{adapter['version']}: held-out perplexity base {metrics.get('perplexity_base')}"
-                          f" -> adapter {metrics.get('perplexity_adapter')}")
+            base, tuned = metrics.get("perplexity_base"), metrics.get("perplexity_adapter")
+            if isinstance(base, float) and isinstance(tuned, float):
+                console.print(f"adapter v{adapter['version']}: held-out perplexity {base:.1f} (base) -> {tuned:.1f}")
+            else:
+                console.print(f"adapter v{adapter['version']} trained")
         _wait_for(client, "the model deployment", lambda h: h.get("model") == "ready")
 
     console.rule("[bold green]ready")
