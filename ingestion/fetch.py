@@ -330,16 +330,16 @@ class WebFetcher:
     # -- HTTP strategy ------------------------------------------------------------------------------
 
     def _http_run_config(self) -> Any:
-        from crawl4ai import CacheMode, CrawlerRunConfig
-
-        class RunConfig(CrawlerRunConfig):
-            # crawl4ai's __setattr__ runs inspect.signature(__init__) on every attribute set (~1 ms), and
-            # arun sets a few per page (proxy rotation); ours never sets a deprecated name, which is all
-            # that check is for.
-            def __setattr__(self, name: str, value: Any) -> None:
-                object.__setattr__(self, name, value)
-
         if self._http_config is None:
+            from crawl4ai import CacheMode, CrawlerRunConfig
+
+            class RunConfig(CrawlerRunConfig):
+                # crawl4ai's __setattr__ runs inspect.signature(__init__) on every attribute set (~1 ms),
+                # and arun sets a few per page (proxy rotation); ours never sets a deprecated name, which
+                # is all that check is for.
+                def __setattr__(self, name: str, value: Any) -> None:
+                    object.__setattr__(self, name, value)
+
             self._http_config = RunConfig(
                 cache_mode=CacheMode.BYPASS, page_timeout=int(self.settings.crawl.timeout_s * 1000), verbose=False,
             )
