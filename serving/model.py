@@ -605,6 +605,11 @@ def deploy_model(settings: Settings, *, http: bool = False) -> DeploymentHandle:
     """Start (or attach to) Ray and Serve and run the model app under `MODEL_APP_NAME`; reuse it when it
     already runs. Returns the deployment's handle."""
     start_ray_and_serve(settings, http=http)
+    return run_model_app(settings)
+
+
+def run_model_app(settings: Settings) -> DeploymentHandle:
+    """`deploy_model` once Ray and Serve are up (for an owner that started them itself)."""
     status = serve.status().applications.get(MODEL_APP_NAME)
     if status is None or status.status != "RUNNING":
         serve.run(build_model_app(settings), name=MODEL_APP_NAME, route_prefix=None, blocking=False)

@@ -95,7 +95,7 @@ class TwinService:
     async def _start_model(self, attempts: int = 3) -> None:
         """Bring the model deployment up in the background, retrying a failed start (Ray can time out
         starting on a loaded machine); chat answers 503 with a retry hint meanwhile."""
-        from serving.model import deploy_model, start_ray_and_serve
+        from serving.model import run_model_app, start_ray_and_serve
         from serving.model_client import ModelClient
 
         serve_settings = self.settings.serve
@@ -109,7 +109,7 @@ class TwinService:
             try:
                 if await asyncio.to_thread(start_ray_and_serve, self.settings):
                     self._started_ray = True  # ours to stop (see stop_local_ray)
-                handle = await asyncio.to_thread(deploy_model, self.settings)
+                handle = await asyncio.to_thread(run_model_app, self.settings)
                 self.model_client = ModelClient(handle)
                 self.model_error = None
                 log.info("model deployment ready")
