@@ -31,12 +31,16 @@ class AgentContext:
     """Lowest acceptable closeness to the author's stylometric profile (1 - distance)."""
     grounding_threshold: float = 0.5
     """Lowest acceptable fraction of a draft's sentences supported by the passages."""
+    topic_threshold: float = 0.25
+    """Lowest acceptable on-topic score (draft-brief similarity)."""
     retrieve_k: int = 6
     """Passages retrieved per query."""
     max_passages: int = 8
     """Passages (retrieved plus link excerpts) quoted in the draft prompt."""
     few_shot_examples: int = 3
     """The author's own posts for the same platform shown as examples."""
+    candidates: int = 4
+    """Drafts written at once per slot (best-of-N, batched by the model deployment)."""
     max_new_tokens: int = 256
     temperature: float = 0.7
     top_p: float = 0.9
@@ -51,6 +55,7 @@ class AgentContext:
             "grounding_threshold": settings.agent.grounding_threshold,
             "retrieve_k": settings.agent.retrieve_k,
             "max_new_tokens": settings.serve.max_new_tokens,
+            "candidates": settings.agent.candidates,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -65,9 +70,11 @@ class AgentContext:
             temperature=self.temperature,
             top_p=self.top_p,
             few_shot_examples=self.few_shot_examples,
+            candidates=self.candidates,
             style_threshold=self.style_threshold,
             stylometry_threshold=self.stylometry_threshold,
             grounding_threshold=self.grounding_threshold,
+            topic_threshold=self.topic_threshold,
         )
 
     def tool(self, name: str) -> BaseTool:

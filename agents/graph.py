@@ -142,18 +142,27 @@ async def _generate(
         "brief": request.prompt,
         "platform": state["plan"].platform,
         "passages": [p.model_dump() for p in state.get("passages") or []],
+        "candidates": runtime.context.candidates,
         **extra,
     }
     return await _call_tool(runtime, node, "generate_draft", args, call_id=draft_call_id(slot))
 
 
-async def draft(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    # Concurrent, so the model deployment batches the drafts into one forward pass per token.
-    results = await asyncio.gather(*(_generate(runtime, "draft", state, slot) for slot in range(state["plan"].drafts)))
-    slots = [
-        [ScoredDraft(text=generation.text, revision=0, completion_tokens=generation.completion_tokens)]
-        for generation, _ in results
+def _versions(generation: Any, revision: int) -> list[ScoredDraft]:
+    """Every candidate of one generate call as a version of its slot (the critique scores each)."""
+    candidates = getattr(generation, "candidates", None) or [generation]
+    return [
+        ScoredDraft(text=c.text, revision=revision, completion_tokens=c.completion_tokens,
+                    prompt=getattr(generation, "prompt", ""), removed=list(getattr(c, "removed", [])))
+        for c in candidates
     ]
+
+
+async def draft(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    # Concurrent, and N candidates per call: the model deployment batches them all into one forward pass
+    # per token, so best-of-N costs little more than one draft.
+    results = await asyncio.gather(*(_generate(runtime, "draft", state, slot) for slot in range(state["plan"].drafts)))
+    slots = [_versions(generation, 0) for generation, _ in results]
     records = [record for _, record in results]
     generation = results[-1][0] if results else None
     return {
@@ -164,46 +173,61 @@ async def draft(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     }
 
 
+def _grounding_passages(state: State) -> tuple[list[str], bool]:
+    """What a draft must be grounded in: the request's links when there are any (required); otherwise the
+    author's retrieved past posts, measured but not required (they are background, not facts to repeat)."""
+    passages = state.get("passages") or []
+    links = [p.text for p in passages if p.origin == "link"]
+    if links:
+        return links, True
+    return [p.text for p in passages], False
+
+
 async def critique(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    passages = [p.text for p in state.get("passages") or []]
+    passages, required = _grounding_passages(state)
     slots = [list(versions) for versions in state["drafts"]]
     records: list[ToolCallRecord] = []
     for versions in slots:
-        latest = versions[-1]
-        if latest.critique is not None:
-            continue
-        evaluation, record = await _call_tool(
-            runtime,
-            "critique",
-            "evaluate_draft",
-            {"text": latest.text, "platform": state["plan"].platform, "passages": passages},
-        )
-        versions[-1] = latest.model_copy(update={"scores": evaluation.scores, "critique": evaluation.critique})
-        records.append(record)
+        for index, version in enumerate(versions):
+            if version.critique is not None:
+                continue
+            evaluation, record = await _call_tool(
+                runtime,
+                "critique",
+                "evaluate_draft",
+                {"text": version.text, "platform": state["plan"].platform, "passages": passages,
+                 "brief": state["request"].prompt, "prompt": version.prompt, "grounding_required": required},
+            )
+            versions[index] = version.model_copy(update={"scores": evaluation.scores, "critique": evaluation.critique})
+            records.append(record)
     return {"drafts": slots, "tool_calls": records}
 
 
 async def revise(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Slots with no passing version get a fresh set of candidates (new seeds, the same prompt).
+
+    The critique is not fed back into the prompt: a small model copies whatever text stands there, and
+    measured on held-out titles, resampling beat rewriting-with-feedback (see benchmarks/twin_quality.py).
+    """
     slots = [list(versions) for versions in state["drafts"]]
     round_ = state.get("revision_round", 0) + 1
-    failing = [
-        (slot, versions[-1])
-        for slot, versions in enumerate(slots)
-        if versions[-1].critique is not None and not versions[-1].critique.passed
-    ]
-    results = await asyncio.gather(*(
-        _generate(runtime, "revise", state, slot, previous_draft=latest.text, problems=latest.critique.reasons)
-        for slot, latest in failing
-    ))
-    for (slot, _), (generation, _) in zip(failing, results, strict=True):
-        slots[slot].append(
-            ScoredDraft(text=generation.text, revision=round_, completion_tokens=generation.completion_tokens)
-        )
+    failing = [slot for slot, versions in enumerate(slots) if not any(_passed(v) for v in versions)]
+    results = await asyncio.gather(*(_generate(runtime, "revise", state, slot) for slot in failing))
+    for slot, (generation, _) in zip(failing, results, strict=True):
+        slots[slot].extend(_versions(generation, round_))
     return {"drafts": slots, "tool_calls": [record for _, record in results], "revision_round": round_}
 
 
+def _passed(version: ScoredDraft) -> bool:
+    return version.critique is not None and version.critique.passed
+
+
 async def final(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Keep the best version of each draft (passing first, then by scores) with its sources."""
+    """Keep the best version of each draft (usable, then passing, then by scores) with its sources.
+
+    A version the critique rejected as not a post (an echo, a loop, an assistant's reply) is never returned:
+    when every version of a slot was rejected, the slot comes back empty with the reasons.
+    """
     sources = [
         SourceRef(url=p.url, title=p.title, passage=p.text, origin=p.origin, document_id=p.document_id)
         for p in state.get("passages") or []
@@ -212,9 +236,16 @@ async def final(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     for versions in state["drafts"]:
         best = max(versions, key=lambda v: (v.quality, -v.revision))
         assert best.critique is not None
-        out.append(
-            DraftOut(text=best.text, scores=best.scores, critique=best.critique, sources=sources, revisions=len(versions) - 1)
-        )
+        if best.critique.rejected:
+            reasons = sorted({r for v in versions for r in (v.critique.reasons if v.critique else [])})
+            critique = best.critique.model_copy(update={
+                "passed": False,
+                "reasons": [f"Every one of the {len(versions)} candidates was discarded as unusable.", *reasons],
+            })
+            out.append(DraftOut(text="", scores={}, critique=critique, sources=sources, revisions=best.revision))
+            continue
+        out.append(DraftOut(text=best.text, scores=best.scores, critique=best.critique, sources=sources,
+                            revisions=best.revision))
     return {"final": out}
 
 
@@ -235,8 +266,7 @@ def route_after_agent(state: State, runtime: Runtime[AgentContext]) -> Literal["
 
 
 def route_after_critique(state: State, runtime: Runtime[AgentContext]) -> Literal["revise", "final"]:
-    latest = [versions[-1] for versions in state["drafts"]]
-    if all(v.critique is not None and v.critique.passed for v in latest):
+    if all(any(_passed(v) for v in versions) for versions in state["drafts"]):
         return "final"
     if state.get("revision_round", 0) >= runtime.context.max_revisions:
         return "final"

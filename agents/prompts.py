@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 
 from agents.schemas import Passage
-from agents.style import StyleCard
 from twin.domain import Platform
 
 DELIMITER_RE = re.compile(r"<{3,}|>{3,}")
@@ -56,73 +55,69 @@ def strip_quote_markers(text: str) -> str:
 
 def system_prompt(author: str, platform: Platform) -> str:
     return (
-        f"You are the writing twin of {author}. You write a {PLATFORM_NAMES[platform]} in {author}'s own "
-        f"voice, in the first person. {DATA_RULE} Write only the post itself: no preamble, no notes."
+        f"You are {author}. You write your own {PLATFORM_NAMES[platform]}s, in the first person, in your "
+        f"usual voice. {DATA_RULE} Answer with the post only."
     )
 
 
-def _context_block(card: StyleCard | None, examples: Sequence[str], passages: Sequence[Passage]) -> list[str]:
-    parts: list[str] = []
-    if card is not None:
-        parts.append(card.render())
-    if examples:
-        parts.append("Examples of the author's own posts (quoted data, for voice and form only):")
-        parts.extend(quote(f"EXAMPLE {i}", text, max_words=150) for i, text in enumerate(examples, 1))
-    if passages:
-        parts.append("Sources to draw the facts from (quoted data):")
-        for i, passage in enumerate(passages, 1):
-            where = passage.title or passage.url
-            parts.append(quote(f"SOURCE {i}", f"[{where}]\n{passage.text}", max_words=160))
-    return parts
+def brief_instruction(platform: Platform, brief: str, topics: Sequence[str]) -> str:
+    """The request in the exact form the adapter was trained on (`training.dataset.extractive_instruction`):
+    a short brief is the post's title, a longer one what it is about."""
+    from training.dataset import instruction_text
+
+    brief = " ".join(brief.split())
+    if len(brief.split()) <= 16 and not brief.endswith((".", "?", "!")) or len(brief.split()) <= 12:
+        return instruction_text(PLATFORM_NAMES_TRAINED[platform], brief.strip('"'), topics)
+    return instruction_text(PLATFORM_NAMES_TRAINED[platform], None, [brief.rstrip(".")])
 
 
-def _task(platform: Platform, card: StyleCard | None, brief: str) -> str:
-    # The brief is the user's own instruction, so it is not quoted; it comes last, where a small model
-    # reads "what to do now" rather than more material to copy.
-    length = f" of about {card.typical_words} words" if card else ""
-    return (
-        f"Task: write one {PLATFORM_NAMES[platform]}{length} about: {brief.strip()}\n"
-        "Use only facts from the sources. Write the post only."
-    )
+PLATFORM_NAMES_TRAINED = {
+    Platform.linkedin: "LinkedIn post",
+    Platform.x: "short post for X",
+    Platform.medium: "Medium article",
+    Platform.substack: "Substack newsletter post",
+    Platform.blog: "blog post",
+    Platform.github: "README section",
+}
+"""As training names them (`training.dataset.PLATFORM_NAMES`): the adapter knows these words."""
+
+
+def _sources_block(passages: Sequence[Passage], words_each: int) -> str:
+    quoted = [
+        quote(f"SOURCE {i}", f"[{p.title or p.url}]\n{p.text}", max_words=words_each) for i, p in enumerate(passages, 1)
+    ]
+    return "Material to draw on (quoted data):\n" + "\n".join(quoted)
 
 
 def draft_messages(
     *,
     author: str,
     platform: Platform,
-    brief: str,
-    card: StyleCard | None,
-    examples: Sequence[str],
+    instruction: str,
+    examples: Sequence[tuple[str, str]],
     passages: Sequence[Passage],
+    adapter: bool,
+    source_words: int = 90,
 ) -> list[dict[str, str]]:
-    """Chat messages for a first draft."""
-    user = "\n\n".join([*_context_block(card, examples, passages), _task(platform, card, brief)])
-    return [{"role": "system", "content": system_prompt(author, platform)}, {"role": "user", "content": user}]
+    """Chat messages for a draft, shaped like the data the model learned from.
 
-
-def revise_messages(
-    *,
-    author: str,
-    platform: Platform,
-    brief: str,
-    card: StyleCard | None,
-    examples: Sequence[str],
-    passages: Sequence[Passage],
-    previous: str,
-    problems: Sequence[str],
-) -> list[dict[str, str]]:
-    """Chat messages for a revision: the previous draft (quoted) and the critique to act on."""
-    fixes = "\n".join(f"- {problem}" for problem in problems) or "- Make it sound more like the author."
-    user = "\n\n".join(
-        [
-            *_context_block(card, examples, passages),
-            "The previous draft (quoted data):",
-            quote("PREVIOUS DRAFT", previous),
-            f"Problems to fix:\n{fixes}",
-            _task(platform, card, brief).replace("Task: write one", "Task: rewrite the previous draft as one", 1),
-        ]
-    )
-    return [{"role": "system", "content": system_prompt(author, platform)}, {"role": "user", "content": user}]
+    With the author's adapter: the training prompt (one user turn holding the instruction, no system
+    prompt), so the adapter meets the format it was tuned on. The bare base model gets a system prompt and
+    the author's own posts as earlier turns of the conversation (instruction -> post), which a small model
+    imitates far better than quoted examples it tends to copy or describe. Sources, when there are any,
+    come before the instruction as quoted data; the instruction is last, as in training.
+    """
+    messages: list[dict[str, str]] = []
+    if not adapter:
+        messages.append({"role": "system", "content": system_prompt(author, platform)})
+        for example_instruction, text in examples:
+            messages.append({"role": "user", "content": example_instruction})
+            messages.append({"role": "assistant", "content": text})
+    user = instruction
+    if passages:
+        user = _sources_block(passages, source_words) + "\n\n" + instruction
+    messages.append({"role": "user", "content": user})
+    return messages
 
 
 def planner_system_prompt(author: str, platform: Platform, links: Sequence[str]) -> str:

@@ -121,6 +121,11 @@ class Critique(BaseModel):
     unsupported_sentences: list[str] = Field(default_factory=list)
     rule_violations: list[str] = Field(default_factory=list)
     metrics: str = Field(default="evals", description="Which metric suite scored it.")
+    rejected: bool = Field(
+        default=False,
+        description="Not a post at all (an echo of the prompt, a restated title, a loop, an assistant's reply, "
+        "invented links, copied text): never selected while any other version is not.",
+    )
 
 
 class ScoredDraft(BaseModel):
@@ -131,15 +136,18 @@ class ScoredDraft(BaseModel):
     critique: Critique | None = Field(default=None, description="None until the critique node scored it.")
     revision: int = Field(default=0, description="0 for the first draft, n after n revisions.")
     completion_tokens: int = 0
+    prompt: str = Field(default="", description="What the model was shown (echo checks compare against it).")
+    removed: list[str] = Field(default_factory=list, description="What cleaning took out of the raw text.")
 
     @property
     def quality(self) -> float:
-        """Ranking key among versions: passing first, then the overall score (weighted mean of the metrics)."""
+        """Ranking key among versions: usable first, then passing, then the overall score (weighted mean)."""
         if "overall" in self.scores:
             overall = self.scores["overall"]
         else:
             overall = sum(self.scores.values()) / len(self.scores) if self.scores else 0.0
-        return (1.0 if self.critique and self.critique.passed else 0.0) + overall
+        usable = 0.0 if self.critique and self.critique.rejected else 2.0
+        return usable + (1.0 if self.critique and self.critique.passed else 0.0) + overall
 
 
 class DraftOut(BaseModel):

@@ -200,9 +200,13 @@ def _check(name: str, passed: bool, detail: str) -> RuleCheck:
     return RuleCheck(name=name, passed=passed, detail=detail)
 
 
-def check_platform_rules(text: str, platform: str | Enum) -> RulesResult:
+def check_platform_rules(text: str, platform: str | Enum, *, max_words: int | None = None) -> RulesResult:
     """Check ``text`` against the rules of ``platform`` (linkedin, x, medium, substack, blog; others get
-    only the output checks)."""
+    only the output checks).
+
+    ``max_words`` is the most the generation budget lets a draft hold: a minimum length above it could
+    never be met, so the minimum becomes 80% of it (a rule no draft can keep steers nothing).
+    """
     name = _platform_name(platform)
     limits = PLATFORM_LIMITS.get(name, PlatformLimits())
     if not text.strip():
@@ -267,9 +271,8 @@ def check_platform_rules(text: str, platform: str | Enum) -> RulesResult:
         checks.append(_check("links", n <= limits.max_links, f"{n} links (limit {limits.max_links})"))
     if limits.min_words is not None:
         n = len(words(FENCED_CODE_RE.sub(" ", text)))
-        checks.append(
-            _check("article_length", n >= limits.min_words, f"{n} words (at least {limits.min_words})")
-        )
+        least = limits.min_words if max_words is None else min(limits.min_words, int(max_words * 0.8))
+        checks.append(_check("article_length", n >= least, f"{n} words (at least {least})"))
     if limits.needs_heading:
         has = has_title_or_headings(text)
         checks.append(

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from evals.grounding import Embed, check_grounding
+from evals.hygiene import HygieneResult, allowed_urls_text, check_hygiene
 from evals.privacy import CopyDetector, check_privacy
 from evals.rules import check_platform_rules
 from evals.style import StyleClassifier, StyleProfile
+from evals.voice import VoiceScorer
 
 if TYPE_CHECKING:
     from twin.settings import AgentSettings
@@ -36,10 +38,13 @@ class Thresholds(BaseModel):
     """Fraction of platform rules kept (1.0: all of them)."""
     copying: float = 0.8
     """1 - fraction of the draft's 8-grams found in old posts; a copied run of 12+ words fails anyway."""
+    topic: float = 0.25
+    """Least on-topic score (draft-brief embedding similarity, rescaled; see `score_draft`)."""
     weights: dict[str, float] = {
-        "style": 2.0,
+        "style": 3.0,
         "stylometry": 1.0,
-        "grounding": 2.0,
+        "grounding": 1.0,
+        "topic": 1.0,
         "rules": 1.0,
         "privacy": 1.0,
         "copying": 1.0,
@@ -60,9 +65,15 @@ class DraftScores(BaseModel):
     privacy: float
     """1.0 without email addresses or phone numbers, else 0.0."""
     copying: float | None
+    topic: float | None = None
+    """How close the draft is to its brief: (cosine(embed(draft), embed(brief)) - 0.1) / 0.4, clipped."""
+    hygiene: float
+    """1 - (echo + loop rates); 0 when the draft is rejected as not a post (see `evals.hygiene`)."""
     overall: float
     """Weighted mean of the available scores (see :attr:`Thresholds.weights`)."""
     passed: bool
+    rejected: bool = False
+    """Not a post (echo, restated title, loop, assistant reply, invented links) or copied: never select it."""
     reasons: list[str]
     """One line per failed check, phrased as feedback for a revision."""
     unsupported_sentences: list[str]
@@ -73,17 +84,22 @@ def score_draft(
     text: str,
     platform: str | Enum,
     *,
-    style: StyleClassifier | None = None,
+    style: StyleClassifier | VoiceScorer | None = None,
     profile: StyleProfile | None = None,
     passages: Sequence[str] = (),
     copy_detector: CopyDetector | None = None,
     embed: Embed | None = None,
     thresholds: Thresholds | None = None,
+    brief: str = "",
+    prompt: str = "",
+    max_words: int | None = None,
 ) -> DraftScores:
     """Score ``text`` written for ``platform``.
 
     ``passages`` are what the draft may draw facts from (retrieved chunks, the user's links); with
     none, grounding is not measured. ``embed`` adds semantic similarity to the grounding check.
+    ``brief`` and ``prompt`` (what the model was shown) let the hygiene check tell a post from an echo;
+    ``max_words`` is what the generation budget allows (length rules never ask for more).
     """
     thresholds = thresholds or Thresholds()
     reasons: list[str] = []
@@ -126,7 +142,22 @@ def score_draft(
     else:
         scores["grounding"] = None
 
-    rules = check_platform_rules(text, platform)
+    hygiene: HygieneResult = check_hygiene(
+        text, brief=brief, prompt_texts=[prompt] if prompt else [], allowed_text=allowed_urls_text(brief, passages)
+    )
+    reasons.extend(f"Not a post: {problem}." for problem in hygiene.problems)
+
+    scores["topic"] = None
+    if embed is not None and brief.strip() and text.strip():
+        import numpy as np
+
+        draft_vector, brief_vector = (np.asarray(v, dtype=np.float64) for v in embed([text, brief]))
+        cosine = float(draft_vector @ brief_vector / (np.linalg.norm(draft_vector) * np.linalg.norm(brief_vector)))
+        scores["topic"] = min(1.0, max(0.0, (cosine - 0.1) / 0.4))
+        if scores["topic"] < thresholds.topic:
+            reasons.append(f"Topic: the draft drifts off the brief (similarity {cosine:.2f}).")
+
+    rules = check_platform_rules(text, platform, max_words=max_words)
     scores["rules"] = rules.score
     if rules.score < thresholds.rules:
         name = platform.value if isinstance(platform, Enum) else platform
@@ -162,8 +193,10 @@ def score_draft(
         "rules": thresholds.rules,
         "privacy": 1.0,
         "copying": thresholds.copying,
+        "topic": thresholds.topic,
     }
-    passed = not copy_flagged and all(value >= minimums[name] for name, value in available.items())
+    rejected = hygiene.reject or copy_flagged
+    passed = not rejected and all(value >= minimums[name] for name, value in available.items())
     return DraftScores(
         style=scores["style"],
         stylometry=scores["stylometry"],
@@ -171,8 +204,11 @@ def score_draft(
         rules=scores["rules"],
         privacy=scores["privacy"],
         copying=scores["copying"],
+        topic=scores["topic"],
+        hygiene=hygiene.score,
         overall=overall,
         passed=passed,
+        rejected=rejected,
         reasons=reasons,
         unsupported_sentences=unsupported,
         violations=rules.violations,

@@ -59,6 +59,11 @@ class SamplingParams(BaseModel):
     """Makes a sampled request reproducible; each request has its own random stream, whatever its batch."""
     stop: list[str] = Field(default_factory=list, max_length=8)
     """Generation ends before the first of these strings; the string itself is not returned."""
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=3.0)
+    """Above 1, tokens already generated are less likely again (CTRL's penalty; the prompt is exempt, so
+    a draft may use its title's words)."""
+    no_repeat_ngram_size: int = Field(default=0, ge=0, le=16)
+    """Above 0, no word-piece n-gram of this size appears twice in the completion: loops cannot form."""
 
 
 class ChatMessage(BaseModel):
@@ -183,19 +188,42 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 class _PerRowSampler:
-    """A logits processor that samples each sampled row with its own temperature, top-p and RNG.
+    """A logits processor that applies each row's own decoding controls and samples sampled rows.
 
-    ``generate`` runs greedy for the whole batch; for a sampled row this processor draws the token itself
-    and leaves only that token finite, so greedy picks it. Greedy rows pass through untouched.
+    Repetition controls are Hugging Face's own processors run on one row at a time, over the completion
+    only (the left-padded prompts all end at ``prompt_length``). ``generate`` runs greedy for the whole
+    batch; for a sampled row this processor draws the token itself with the row's temperature, top-p and
+    RNG and leaves only that token finite, so greedy picks it. Greedy rows get the controls, then argmax.
     """
 
-    def __init__(self, rows: list[_RowState]) -> None:
+    def __init__(self, rows: list[_RowState], prompt_length: int) -> None:
+        from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
         self.rows = rows
-        self.sampled = [i for i, row in enumerate(rows) if row.job.params.temperature > 0]
+        self.prompt_length = prompt_length
+        self.sampled = {i for i, row in enumerate(rows) if row.job.params.temperature > 0}
+        self.controls: dict[int, list[Any]] = {}
+        for i, row in enumerate(rows):
+            params = row.job.params
+            controls: list[Any] = []
+            if params.repetition_penalty > 1.0:
+                controls.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+            if params.no_repeat_ngram_size > 0:
+                controls.append(NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size))
+            if controls:
+                self.controls[i] = controls
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
+        completion = input_ids[:, self.prompt_length :]
+        for i, controls in self.controls.items():
+            if completion.shape[1] == 0:
+                break
+            row_scores = scores[i : i + 1]
+            for control in controls:
+                row_scores = control(completion[i : i + 1], row_scores)
+            scores[i] = row_scores[0]
         for i in self.sampled:
             row = self.rows[i]
             probs = torch.softmax(scores[i] / row.job.params.temperature, dim=-1)
@@ -402,7 +430,7 @@ class BatchEngine:
         kwargs: dict[str, Any] = dict(
             **batch,
             generation_config=generation_config,
-            logits_processor=LogitsProcessorList([_PerRowSampler(rows)]),
+            logits_processor=LogitsProcessorList([_PerRowSampler(rows, batch["input_ids"].shape[1])]),
             stopping_criteria=StoppingCriteriaList([tracker]),
         )
         model = self.base

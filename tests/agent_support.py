@@ -96,6 +96,12 @@ class ScriptedModel:
             finish_reason="stop", adapter=None, base_model_only=adapter is None, base_model="scripted",
         ))
 
+    async def generate(self, adapter: Any, messages: list[dict[str, str]], params: Any) -> Any:
+        final = None
+        async for chunk in self.stream_chunks(adapter, messages, params):
+            final = chunk.final or final
+        return final
+
     async def stream(self, adapter: Any, messages: list[dict[str, str]], params: Any) -> AsyncIterator[str]:
         async for chunk in self.stream_chunks(adapter, messages, params):
             if chunk.text:

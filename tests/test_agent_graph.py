@@ -44,8 +44,8 @@ def make_deps(world, model, checkpointer=None, **kw) -> AgentDeps:
 
 def lenient(world, **kw) -> AgentContext:
     """Pass/fail decided by the platform rules alone (the scripted text is not meant to be grounded)."""
-    values = {"style_threshold": 0.0, "stylometry_threshold": 0.0, "grounding_threshold": 0.0, "max_revisions": 2,
-              "max_new_tokens": 32}
+    values = {"style_threshold": 0.0, "stylometry_threshold": 0.0, "grounding_threshold": 0.0, "topic_threshold": 0.0,
+              "max_revisions": 2, "max_new_tokens": 32, "candidates": 1}
     values.update(kw)
     return AgentContext.from_settings(world.settings, **values)
 
@@ -81,10 +81,13 @@ async def test_first_draft_passes_straight_to_final_with_steps_tokens_and_storag
     assert draft == draft_event.data
     assert draft["sources"] and all(s["origin"] == "retrieved" for s in draft["sources"])
 
-    # The prompt quoted what retrieval found and the author's own posts.
+    # The bare base model saw the author's own posts as earlier turns, then what retrieval found (quoted)
+    # and the instruction in the training data's wording, last.
     [prompt] = model.prompts
-    user = prompt[1]["content"]
-    assert "<<<SOURCE 1" in user and "<<<EXAMPLE 1" in user and "Style card" in user
+    assert prompt[0]["role"] == "system" and [m["role"] for m in prompt[1:-1]] == ["user", "assistant"] * 3
+    user = prompt[-1]["content"]
+    assert "<<<SOURCE 1" in user and user.rstrip().endswith('"Write about Postgres and Go at work" about postgres.') \
+        or user.rstrip().split("\n")[-1].startswith('Write a LinkedIn post titled "Write about Postgres and Go at work"')
     assert draft["sources"][0]["passage"][:60] in " ".join(user.split())  or draft["sources"][0]["passage"][:30] in user
 
     run = world.store.get_run(result["run_id"])
@@ -96,15 +99,15 @@ async def test_first_draft_passes_straight_to_final_with_steps_tokens_and_storag
     assert stored.critique["passed"] and stored.sources == draft["sources"]
 
 
-async def test_failing_draft_is_revised_with_the_critique_and_the_best_version_kept(world) -> None:
+async def test_failing_draft_gets_fresh_candidates_and_the_best_version_is_kept(world) -> None:
     model = ScriptedModel([BAD, GOOD])
     result = await run_to_completion(make_deps(world, model), request(), context=lenient(world))
     [draft] = result.drafts
     assert draft.text == GOOD and draft.critique.passed and draft.revisions == 1
     assert len(model.prompts) == 2
-    revise_prompt = model.prompts[1][1]["content"]
-    assert "<<<PREVIOUS DRAFT" in revise_prompt and "#tag8" in revise_prompt
-    assert "hashtags: 9 hashtags (limit 5)" in revise_prompt and "Platform rules (linkedin)" in revise_prompt
+    # The critique is never put in front of the model (a small model copies it): the same prompt, resampled.
+    assert model.prompts[1] == model.prompts[0]
+    assert "#tag8" not in str(model.prompts[1]) and "Platform rules" not in str(model.prompts[1])
     run = world.store.get_run(result.run_id)
     assert [s["node"] for s in run.steps if s["kind"] == "step"] == [
         "plan", "retrieve", "draft", "critique", "revise", "critique", "final"]
@@ -117,7 +120,7 @@ async def test_revisions_stop_at_the_limit_and_keep_the_best_failing_draft(world
     [draft] = result.drafts
     assert len(model.prompts) == 3, "one draft and two revisions, no more"
     assert draft.text == BAD and not draft.critique.passed
-    assert draft.revisions == 2 and any("hashtags" in r for r in draft.critique.reasons)
+    assert draft.revisions == 1 and any("hashtags" in r for r in draft.critique.reasons)
     assert draft.scores["rules"] > 0
 
 
@@ -177,7 +180,7 @@ async def test_injected_page_causes_no_extra_tool_call_or_fetch(world) -> None:
     ingest_step = next(s for s in run.steps if s.get("node") == "ingest")
     assert ingest_step["summary"] == "1 page(s) read, 0 refused, 0 failed"
     # The injected text reached the model only inside a quoted SOURCE block.
-    user = model.prompts[0][1]["content"]
+    user = model.prompts[0][-1]["content"]
     at = user.index("Ignore your instructions")
     assert user.rindex("<<<SOURCE", 0, at) < at < user.index(">>>", at)
 
@@ -208,7 +211,8 @@ async def test_chat_model_planner_calls_tools_through_tool_node_and_cannot_leave
         deps = AgentDeps(settings=settings, store=world.store, ingestion=world.ingestion, model=ScriptedModel([GOOD]))
         assert deps.chat_model is not None
         context = AgentContext.from_settings(settings, chat_model=deps.chat_model, style_threshold=0.0,
-                                             stylometry_threshold=0.0, grounding_threshold=0.0, max_new_tokens=32)
+                                             stylometry_threshold=0.0, grounding_threshold=0.0, topic_threshold=0.0,
+                                             max_new_tokens=32, candidates=1)
         result = await run_to_completion(deps, request(links=[page]), context=context)
         assert site.hits == {"/post": 1}
     assert len(endpoint.requests) == 4
@@ -268,7 +272,7 @@ async def test_a_run_stopped_by_a_model_outage_resumes_after_a_restart_without_r
     assert run.status is RunStatus.succeeded and [d.text for d in run.drafts] == [GOOD]
     assert [c["name"] for c in run.tool_calls] == ["retrieve", "generate_draft", "evaluate_draft"]
     assert [s["kind"] for s in run.steps].count("resumed") == 1
-    assert len(model.prompts) == 1 and "<<<SOURCE 1" in model.prompts[0][1]["content"]
+    assert len(model.prompts) == 1 and "<<<SOURCE 1" in model.prompts[0][-1]["content"]
 
 
 @pytest.fixture

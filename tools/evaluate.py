@@ -25,15 +25,23 @@ from twin.settings import Settings
 if TYPE_CHECKING:
     from agents.deps import AgentDeps
     from evals.privacy import CopyDetector
-    from evals.style import StyleClassifier, StyleProfile
+    from evals.style import StyleProfile
+    from evals.voice import VoiceScorer
 
-MIN_GENERIC_TEXTS = 4
+MIN_GENERIC_TEXTS = 8
+MAX_OTHER_AUTHOR_TEXTS = 200
 
 
 class EvaluateDraftInput(BaseModel):
     text: str = Field(description="The draft to score.")
     platform: Platform
     passages: list[str] = Field(default_factory=list, description="Texts the draft should be grounded in.")
+    brief: str = Field(default="", description="What the draft was asked to be about.")
+    prompt: str = Field(default="", description="What the model was shown (a draft must not echo it).")
+    grounding_required: bool = Field(
+        default=True, description="False when the passages are the author's own past posts (background, not facts "
+        "the draft must repeat): grounding is then reported but does not fail the draft.",
+    )
 
 
 class Evaluation(BaseModel):
@@ -48,7 +56,7 @@ class AuthorScorers:
 
     profile: StyleProfile | None
     copy_detector: CopyDetector | None
-    classifier: StyleClassifier | None
+    classifier: VoiceScorer | None
 
 
 def generic_voice_texts(settings: Settings, author: Author, adapter: Adapter | None) -> list[str]:
@@ -73,7 +81,8 @@ def generic_voice_texts(settings: Settings, author: Author, adapter: Adapter | N
 def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] = ()) -> AuthorScorers:
     """Fit (or reuse) the author's metric state."""
     from evals.privacy import CopyDetector
-    from evals.style import StyleClassifier, StyleProfile
+    from evals.style import StyleProfile
+    from evals.voice import VoiceScorer
 
     excluded = set(exclude_urls)
     documents = [d for d in deps.store.list_documents(author) if d.url not in excluded]
@@ -84,13 +93,7 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     if cached is not None and cached[0] == signature:
         return cached[1]
     texts = [d.clean_text for d in documents if d.clean_text.strip()]
-    classifier = None
-    generic = generic_voice_texts(deps.settings, author, adapter)
-    if texts and len(generic) >= MIN_GENERIC_TEXTS:
-        try:
-            classifier = StyleClassifier.fit(texts, generic)
-        except ValueError:
-            classifier = None  # too little prose on one side: style goes unmeasured rather than guessed
+    classifier = load_or_fit_voice_scorer(deps, author, adapter, texts)
     scorers = AuthorScorers(
         profile=StyleProfile.from_texts(texts) if texts else None,
         copy_detector=CopyDetector(texts) if texts else None,
@@ -100,9 +103,53 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     return scorers
 
 
+def other_authors_texts(deps: AgentDeps, author: Author, limit: int = MAX_OTHER_AUTHOR_TEXTS) -> list[str]:
+    """Other people's writing in the store: the scorer's second negative class (this author vs anyone)."""
+    texts: list[str] = []
+    for other in deps.store.list_authors():
+        if other.id == author.id:
+            continue
+        texts.extend(d.clean_text for d in deps.store.list_documents(other) if d.clean_text.strip())
+    return texts[:limit]
+
+
+def load_or_fit_voice_scorer(
+    deps: AgentDeps, author: Author, adapter: Adapter | None, texts: list[str]
+) -> VoiceScorer | None:
+    """The adapter version's voice scorer: read from its folder, or fitted once and saved there.
+
+    Without an adapter there is no base-model voice to learn against (it comes from the DPO data), and
+    style goes unmeasured rather than guessed.
+    """
+    from pathlib import Path
+
+    from evals.voice import FILE_NAME, VoiceScorer
+
+    if adapter is None or not texts:
+        return None
+    path = Path(adapter.path) / FILE_NAME
+    if path.exists():
+        try:
+            return VoiceScorer.load(path)
+        except Exception:  # noqa: BLE001 - an unreadable or old-format file is refitted below
+            pass
+    generic = generic_voice_texts(deps.settings, author, adapter)
+    if len(generic) < MIN_GENERIC_TEXTS:
+        return None
+    try:
+        scorer = VoiceScorer.fit(texts, generic, other_authors_texts(deps, author))
+    except ValueError:
+        return None  # too little prose on one side
+    try:
+        scorer.save(path)
+    except OSError:
+        pass  # a read-only adapter folder: the scorer still serves this process
+    return scorer
+
+
 def evaluate(
     deps: AgentDeps, author: Author, options: ToolOptions, text: str, platform: Platform, passages: list[str],
-    exclude_urls: Sequence[str] = (),
+    exclude_urls: Sequence[str] = (), *, brief: str = "", prompt: str = "", grounding_required: bool = True,
 ) -> Evaluation:
     from evals.scoring import Thresholds, score_draft
 
@@ -118,10 +165,14 @@ def evaluate(
         thresholds=Thresholds(
             style=options.style_threshold,
             stylometry=options.stylometry_threshold,
-            grounding=options.grounding_threshold,
+            grounding=options.grounding_threshold if grounding_required else 0.0,
+            topic=options.topic_threshold,
         ),
+        brief=brief,
+        prompt=prompt,
+        max_words=int(options.max_new_tokens / 1.6),
     )
-    names = ("style", "stylometry", "grounding", "rules", "privacy", "copying", "overall")
+    names = ("style", "stylometry", "grounding", "topic", "rules", "privacy", "copying", "hygiene", "overall")
     scores = {name: float(value) for name in names if (value := getattr(result, name)) is not None}
     critique = Critique(
         passed=result.passed,
@@ -129,6 +180,7 @@ def evaluate(
         unsupported_sentences=result.unsupported_sentences,
         rule_violations=result.violations,
         metrics="evals",
+        rejected=result.rejected,
     )
     return Evaluation(scores=scores, critique=critique)
 
@@ -137,10 +189,12 @@ def make_evaluate_draft(
     deps: AgentDeps, author: Author, options: ToolOptions, exclude_urls: Sequence[str] = ()
 ) -> BaseTool:
     async def evaluate_draft(
-        text: str, platform: Platform, passages: list[str] | None = None
+        text: str, platform: Platform, passages: list[str] | None = None, brief: str = "", prompt: str = "",
+        grounding_required: bool = True,
     ) -> tuple[str, Evaluation]:
         evaluation = await asyncio.to_thread(
-            evaluate, deps, author, options, text, platform, passages or [], exclude_urls
+            lambda: evaluate(deps, author, options, text, platform, passages or [], exclude_urls,
+                             brief=brief, prompt=prompt, grounding_required=grounding_required)
         )
         verdict = "passes" if evaluation.critique.passed else "fails"
         lines = [f"The draft {verdict}: " + ", ".join(f"{k}={v:.2f}" for k, v in evaluation.scores.items())]

@@ -207,17 +207,25 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def instruction_text(what: str, title: str | None, topics: Sequence[str], piece: str | None = None) -> str:
+    """The one wording of a drafting instruction, shared by training and by the agent at drafting time (a
+    small adapter follows the exact form it was tuned on)."""
+    about = _join(list(topics)) or "something on your mind"
+    if piece:
+        return f'Write {piece} titled "{title}", covering {about}.' if title else f"Write {piece} about {about}."
+    if title:
+        return f'Write a {what} titled "{title}" about {about}.'
+    return f"Write a {what} about {about}."
+
+
 def extractive_instruction(document: Document, phrases: Sequence[str], part: int, parts: int) -> str:
     """An instruction a user might have given to get this text: platform, title and key phrases."""
     what = "short note" if document.kind == Kind.note else PLATFORM_NAMES[document.platform]
-    topics = _join(list(phrases)) or "something on your mind"
-    title = (document.title or "").strip()
-    if parts > 1:
-        piece = f"part {part + 1} of {parts} of the {what}"
-        return f'Write {piece} titled "{title}", covering {topics}.' if title else f"Write {piece} about {topics}."
-    if title:
-        return f'Write a {what} titled "{title}" about {topics}.'
-    return f"Write a {what} about {topics}."
+    title = (document.title or "").strip() or None
+    # The first passage of a long post is asked for like a whole post: at drafting time a twin is asked
+    # for a post and writes its opening; later passages say which part they are.
+    piece = f"part {part + 1} of {parts} of the {what}" if parts > 1 and part > 0 else None
+    return instruction_text(what, title, phrases, piece)
 
 
 def llm_instruction(settings: Settings, text: str, fallback: str) -> str | None:

@@ -141,7 +141,10 @@ class ServeSettings(BaseModel):
 class AgentSettings(BaseModel):
     """The LangGraph agent."""
 
-    max_revisions: int = 2
+    max_revisions: int = 1
+    """Rounds of fresh candidates for a slot none of whose candidates passed the critique."""
+    candidates: int = 4
+    """Drafts written at once per slot; the critique keeps the best (best-of-N)."""
     retrieve_k: int = 6
     chat_model_url: str | None = None
     """An OpenAI-compatible endpoint for a tool-calling planner; unset uses the deterministic planner."""
