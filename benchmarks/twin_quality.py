@@ -8,9 +8,10 @@
         --budget-minutes 25 --max-new-tokens 256
 
     # in stages on a small budget: train only, then draft a few variants at a time (drafts accumulate)
-    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --variants none
-    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --skip-train --variants base,adapter
-    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --skip-train --variants agent --limit 6
+    # (keep --train-docs/--held-out/--seed and --max-new-tokens the same in every stage: the run checks)
+    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --train-docs 80 --workers 1 ... --variants none
+    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --train-docs 80 --skip-train --variants base,adapter
+    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --train-docs 80 --skip-train --variants agent --limit 6
 
     # smoke: one author, tiny everything
     python -m benchmarks.twin_quality --data-dir /tmp/twin-quality-smoke --authors chris_wellons \\
