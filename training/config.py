@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from twin.settings import Settings
+from twin.settings import Settings, TrainSettings
 
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _default(name: str) -> Any:
+    """The default of a field that is also a setting: ``TrainSettings`` is the one place defaults live."""
+    return TrainSettings.model_fields[name].default
 
 
 class TrainConfig(BaseModel):
@@ -16,32 +22,45 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workers: int = 2
-    """Ray Train workers (one CPU, or one GPU, each)."""
-    use_gpu: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_length: int = 512
+    workers: int = _default("workers")
+    """Ray Train workers (each ``cpus_per_worker`` CPUs, or one GPU)."""
+    cpus_per_worker: int | None = _default("cpus_per_worker")
+    """CPUs (and torch threads) per worker; None until the job resolves it against the Ray it runs on."""
+    use_gpu: bool = _default("use_gpu")
+    lora_r: int = _default("lora_r")
+    lora_alpha: int = _default("lora_alpha")
+    lora_dropout: float = _default("lora_dropout")
+    learning_rate: float = _default("learning_rate")
+    epochs: float = _default("epochs")
+    max_length: int = _default("max_length")
     """Tokens per example (prompt + answer); longer ones are truncated."""
-    batch_size: int = 4
-    """Examples per worker per step."""
-    max_steps: int = -1
-    """SFT optimizer steps; -1 runs ``epochs`` epochs (the smoke mode is a small positive number)."""
-    dpo: bool = True
-    dpo_learning_rate: float = 5e-6
-    dpo_max_steps: int = -1
-    dpo_beta: float = 0.1
-    seed: int = 42
-    save_steps: int = 10
+    batch_size: int = _default("batch_size")
+    """Examples per worker per forward pass."""
+    gradient_accumulation_steps: int = _default("gradient_accumulation_steps")
+    gradient_checkpointing: bool = _default("gradient_checkpointing")
+    max_steps: int = _default("max_steps")
+    """Cap on SFT optimizer steps: the run is ``epochs`` epochs or this many steps, whichever is fewer
+    (-1: no cap; a smoke run is a small positive number)."""
+    dpo: bool = _default("dpo")
+    dpo_learning_rate: float = _default("dpo_learning_rate")
+    dpo_epochs: float = _default("dpo_epochs")
+    dpo_max_steps: int = _default("dpo_max_steps")
+    """Cap on DPO optimizer steps, like ``max_steps``."""
+    dpo_batch_size: int = _default("dpo_batch_size")
+    dpo_gradient_accumulation_steps: int = _default("dpo_gradient_accumulation_steps")
+    dpo_max_length: int = _default("dpo_max_length")
+    dpo_max_pairs: int = _default("dpo_max_pairs")
+    dpo_beta: float = _default("dpo_beta")
+    seed: int = _default("seed")
+    save_steps: int = _default("save_steps")
     """Checkpoint every this many steps: a restarted worker group resumes from the last one."""
-    logging_steps: int = 1
-    max_failures: int = 2
+    logging_steps: int = _default("logging_steps")
+    max_failures: int = _default("max_failures")
     fail_worker_once: bool = False
     """Test hook: rank 1 exits the process once, right after the first checkpoint of a fresh (not resumed)
     SFT run, to prove that Ray Train restarts the workers from that checkpoint."""
+    fail_dpo: bool = False
+    """Test hook: the DPO stage raises before training, to prove that the SFT adapter is still registered."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
@@ -51,3 +70,16 @@ class TrainConfig(BaseModel):
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def stage_steps(self, stage: str, examples: int, workers: int | None = None) -> int:
+        """Optimizer steps a stage runs on ``examples`` rows: its epochs, capped by its max steps."""
+        sft = stage == "sft"
+        if sft:
+            per_step = self.batch_size * self.gradient_accumulation_steps
+        else:
+            per_step = self.dpo_batch_size * self.dpo_gradient_accumulation_steps
+        per_step *= workers or self.workers
+        epochs = self.epochs if sft else self.dpo_epochs
+        cap = self.max_steps if sft else self.dpo_max_steps
+        steps = max(1, math.ceil(epochs * math.ceil(max(examples, 1) / per_step)))
+        return min(steps, cap) if cap > 0 else steps

@@ -11,6 +11,7 @@ is reused and left running.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue as std_queue
 import shutil
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from twin.settings import Settings
     from twin.store import DocumentStore
 
+log = logging.getLogger(__name__)
 TRAIN_JOB_KIND = "train"
 WORKER_ENV = {
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # else every worker line is printed twice plus pages of bytecode
@@ -114,23 +116,44 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
             raise Unavailable(f"Cannot reach Ray ({where}): {exc}. Check `ray status` or TWIN_SERVE__RAY_ADDRESS.") from exc
         started = True
     resource = "GPU" if config.use_gpu else "CPU"
+    per_worker = 1 if config.use_gpu else (config.cpus_per_worker or 1)
+    needed = config.workers * per_worker
     total = ray.cluster_resources().get(resource, 0)
     free = ray.available_resources().get(resource, 0)
-    if settings.serve.ray_address is None and total < config.workers:
+    if settings.serve.ray_address is None and total < needed:
         if started:
             ray.shutdown()
         raise Unavailable(
-            f"Training with {config.workers} workers needs {config.workers} {resource}s; this Ray has {total:g}. "
-            "Use --workers with a smaller number or attach to a cluster (TWIN_SERVE__RAY_ADDRESS)."
+            f"Training with {config.workers} workers needs {needed} {resource}s; this Ray has {total:g}. "
+            "Use --workers (or TWIN_TRAIN__CPUS_PER_WORKER) with a smaller number or attach to a cluster "
+            "(TWIN_SERVE__RAY_ADDRESS)."
         )
-    if settings.serve.ray_address is None and free < config.workers:
+    if settings.serve.ray_address is None and free < needed:
         if started:
             ray.shutdown()
         raise Unavailable(
-            f"Ray is busy: {free:g} of {total:g} {resource}s free, training needs {config.workers}. "
+            f"Ray is busy: {free:g} of {total:g} {resource}s free, training needs {needed}. "
             "Wait for the running work to finish or use fewer --workers."
         )
     return started
+
+
+def resolve_worker_cpus(settings: Settings, config: TrainConfig) -> TrainConfig:
+    """Fill in ``cpus_per_worker``: the free CPUs split evenly across the workers, at most one node's worth.
+
+    One worker with every core beats several one-CPU workers on one machine: torch runs the matmuls on all
+    threads, and nothing is all-reduced (Ray would otherwise give each worker one CPU, hence one thread).
+    """
+    if config.cpus_per_worker is not None:
+        return config
+    import ray
+
+    free = int(ray.available_resources().get("CPU", 0))
+    largest_node = max(
+        (int(node.get("Resources", {}).get("CPU", 0)) for node in ray.nodes() if node.get("Alive")), default=1
+    )
+    per_worker = max(1, min(free // max(config.workers, 1), largest_node))
+    return config.model_copy(update={"cpus_per_worker": per_worker})
 
 
 # stages ------------------------------------------------------------------------------------------------
@@ -167,7 +190,7 @@ def run_stage(
         scaling_config=ScalingConfig(
             num_workers=config.workers,
             use_gpu=config.use_gpu,
-            resources_per_worker={"GPU": 1} if config.use_gpu else {"CPU": 1},
+            resources_per_worker={"GPU": 1} if config.use_gpu else {"CPU": config.cpus_per_worker or 1},
         ),
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         run_config=RunConfig(
@@ -217,12 +240,27 @@ def run_stage(
     return result
 
 
+def _with_threads(fn: Callable[..., Any], threads: int) -> Callable[..., Any]:
+    def run(*args: Any) -> Any:
+        import torch
+
+        torch.set_num_threads(threads)  # a reused Ray worker may have sized torch's pool for another task
+        return fn(*args)
+
+    run.__name__ = run.__qualname__ = getattr(fn, "__name__", "task")
+    return run
+
+
 def _on_ray(fn: Callable[..., Any], config: TrainConfig) -> Callable[..., Any]:
-    """Run ``fn`` as a Ray task on one worker's worth of resources: on a cluster that is a GPU node, and on
-    a shared CPU box Ray's one-thread-per-CPU setting avoids oversubscribed OpenMP (12x slower here)."""
+    """Run ``fn`` as a Ray task on one training worker's resources (a GPU on a cluster; ``cpus_per_worker``
+    CPUs, and as many torch threads, on a CPU box: no more, since oversubscribed OpenMP is 12x slower)."""
     import ray
 
-    remote = ray.remote(num_cpus=1, num_gpus=1 if config.use_gpu else 0, max_retries=0)(fn)
+    cpus = 1 if config.use_gpu else (config.cpus_per_worker or 1)
+    # max_calls=1: a fresh process per call, so its memory is returned to the machine (and measured alone)
+    remote = ray.remote(num_cpus=cpus, num_gpus=1 if config.use_gpu else 0, max_retries=0, max_calls=1)(
+        _with_threads(fn, cpus)
+    )
 
     def call(*args: Any) -> Any:
         return ray.get(remote.remote(*args))
@@ -230,11 +268,18 @@ def _on_ray(fn: Callable[..., Any], config: TrainConfig) -> Callable[..., Any]:
     return call
 
 
-def _score_checkpoint(base_model_path: str, checkpoint: Any, examples: list[Any], max_length: int) -> Any:
+def _score_checkpoint(
+    base_model_path: str, checkpoint: Any, examples: list[Any], max_length: int
+) -> tuple[Any, float]:
+    """(perplexity report, peak RSS in MB of the process that scored it)."""
+    import resource
+
     from training.perplexity import base_and_adapter_perplexity
 
     with checkpoint.as_directory() as path:
-        return base_and_adapter_perplexity(base_model_path, str(Path(path) / ADAPTER_DIR), examples, max_length)
+        adapter = str(Path(path) / ADAPTER_DIR)
+        report = base_and_adapter_perplexity(base_model_path, adapter, examples, max_length)
+    return report, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rows(examples: list[Any]) -> list[dict[str, Any]]:
@@ -312,6 +357,15 @@ def train(
             raise
     author = store.get_author(author_name)
     owner = job.progress["owner"]
+    try:
+        config = resolve_worker_cpus(settings, config)
+    except BaseException as exc:
+        store.update_job(job_id, status=JobStatus.failed, error=str(exc) or type(exc).__name__)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+        raise
 
     def report(event: TrainProgress) -> None:
         store.update_job(job_id, progress={"owner": owner, **event.model_dump()})
@@ -323,7 +377,9 @@ def train(
         run_name = f"{author.name}-{job_id[:8]}"
         report(TrainProgress(stage="dataset", event="begin", message="building datasets"))
         train_settings = settings.model_copy(
-            update={"train": settings.train.model_copy(update={"max_length": config.max_length, "seed": config.seed})}
+            update={"train": settings.train.model_copy(update={
+                "max_length": config.max_length, "seed": config.seed, "dpo_max_pairs": config.dpo_max_pairs,
+            })}
         )
         bundle: DatasetBundle = build_datasets(
             store, author.name, train_settings, settings.datasets_dir / author.name / job_id[:8],
@@ -331,18 +387,28 @@ def train(
         )
         report(TrainProgress(stage="dataset", event="end", message=f"{bundle.stats['train'].examples} examples"))
 
+        validation = bundle.splits["validation"][: settings.train.max_validation_examples]
         sft = run_stage(
             "sft", settings, config, run_name, base_model_path,
-            _rows(bundle.splits["train"]), _rows(bundle.splits["validation"]), report,
+            _rows(bundle.splits["train"]), _rows(validation), report,
         )
         final_result = sft
         dpo = None
-        if config.dpo and bundle.dpo:
-            dpo = run_stage(
-                "dpo", settings, config, run_name, base_model_path, _rows(bundle.dpo), [], report,
-                init_adapter=sft.checkpoint,
-            )
-            final_result = dpo
+        dpo_error: str | None = None
+        if config.dpo and not bundle.dpo:
+            dpo_error = "no DPO pairs (the base model gave no rejected answers)"
+        elif config.dpo:
+            try:
+                dpo = run_stage(
+                    "dpo", settings, config, run_name, base_model_path, _rows(bundle.dpo), [], report,
+                    init_adapter=sft.checkpoint,
+                )
+                final_result = dpo
+            except Exception as exc:  # noqa: BLE001 - any DPO failure: keep (and register) the SFT adapter
+                dpo_error = str(exc) or type(exc).__name__
+                log.warning("DPO failed; registering the SFT adapter alone: %s", dpo_error)
+                message = f"DPO failed, keeping SFT: {dpo_error}"[:300]
+                report(TrainProgress(stage="dpo", event="failed", message=message))
 
         version, adapter_dir = next_adapter_dir(store, settings, author)
         staging = adapter_dir.with_name(adapter_dir.name + ".partial")
@@ -355,7 +421,7 @@ def train(
 
         report(TrainProgress(stage="perplexity", event="begin", message="scoring held-out documents"))
         test_examples = bundle.splits["test"][: settings.train.max_eval_examples]
-        ppl = _on_ray(_score_checkpoint, config)(
+        ppl, ppl_peak_rss_mb = _on_ray(_score_checkpoint, config)(
             base_model_path, final_result.checkpoint, test_examples, config.max_length
         )
 
@@ -371,13 +437,21 @@ def train(
             "validation_loss": float(sft.metrics.get("eval_loss", float("nan"))),
             "dataset": {name: stats.model_dump() for name, stats in bundle.stats.items()},
             "dpo_pairs": len(bundle.dpo),
+            "peak_rss_mb": {
+                "sft": float(sft.metrics.get("peak_rss_mb", float("nan"))),
+                **({"dpo": float(dpo.metrics.get("peak_rss_mb", float("nan")))} if dpo else {}),
+                "perplexity": ppl_peak_rss_mb,
+            },
             "job_id": job_id,
         }
         params = {
-            **config.model_dump(exclude={"fail_worker_once"}),
+            **config.model_dump(exclude={"fail_worker_once", "fail_dpo"}),
             "target_modules": LORA_TARGET_MODULES,
             "dpo_ran": dpo is not None,
         }
+        if dpo_error is not None:
+            params["dpo_error"] = dpo_error
+            metrics["dpo_error"] = dpo_error
         report(TrainProgress(stage="register", event="begin", message=f"v{version}"))
         adapter = store.register_adapter(
             author, str(adapter_dir), settings.base_model, bundle.dataset_hash, params, metrics, activate=activate

@@ -55,6 +55,17 @@ class WorkerJob:
 
 
 # setup helpers ---------------------------------------------------------------------------------------
+def use_threads(config: TrainConfig) -> int:
+    """One torch (OpenMP) thread per CPU the worker reserved in Ray: Ray exports OMP_NUM_THREADS for the
+    worker, but torch may have been imported (and sized its pool) before, so set it explicitly."""
+    import torch
+
+    threads = max(1, config.cpus_per_worker or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def restore_checkpoint(local_root: Path) -> tuple[str | None, int]:
     """Copy the last reported checkpoint (if this is a restart) to local disk: (HF checkpoint dir, step)."""
     import ray.train
@@ -100,17 +111,25 @@ def build_trainer(
     output_dir: Path,
     callbacks: list[TrainerCallback],
 ) -> Trainer:
+    import torch.distributed as dist
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     cfg = job.config
+    sft = job.stage == "sft"
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    batch_size = cfg.batch_size if sft else cfg.dpo_batch_size
+    accumulation = cfg.gradient_accumulation_steps if sft else cfg.dpo_gradient_accumulation_steps
     common: dict[str, Any] = dict(
         output_dir=str(output_dir),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
-        max_length=cfg.max_length,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        # always explicit: the stage's epochs, capped by its max steps (see TrainConfig.stage_steps)
+        max_steps=cfg.stage_steps(job.stage, len(job.train_rows), world),
+        max_length=cfg.max_length if sft else cfg.dpo_max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -127,12 +146,13 @@ def build_trainer(
         dataloader_num_workers=0,
     )
     train_dataset = Dataset.from_list(job.train_rows)
-    if job.stage == "sft":
+    if sft:
         args = SFTConfig(
             **common,
             learning_rate=cfg.learning_rate,
-            max_steps=cfg.max_steps,
             completion_only_loss=True,  # loss on the author's text, never on the instruction
+            # batches of similar lengths: on a CPU every padding token costs as much as a real one
+            train_sampling_strategy="group_by_length",
         )
         lora = LoraConfig(
             r=cfg.lora_r,
@@ -153,7 +173,6 @@ def build_trainer(
     args = DPOConfig(
         **common,
         learning_rate=cfg.dpo_learning_rate,
-        max_steps=cfg.dpo_max_steps,
         beta=cfg.dpo_beta,
     )
     return DPOTrainer(
@@ -234,17 +253,21 @@ def make_report_callback(job: WorkerJob, rank: int, start_step: int) -> TrainerC
 def train_loop(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point (``TorchTrainer(train_loop, train_loop_config={"job": WorkerJob(...)})``)."""
     import ray.train
+    import torch
     from ray.train import Checkpoint
     from ray.train.huggingface.transformers import prepare_trainer
     from transformers import set_seed
 
     job: WorkerJob = loop_config["job"]
     rank = ray.train.get_context().get_world_rank()
+    use_threads(job.config)
     set_seed(job.config.seed)
     with tempfile.TemporaryDirectory(prefix=f"twin-{job.stage}-rank{rank}-") as tmp:
         local_root = Path(tmp)
         resume_from, start_step = restore_checkpoint(local_root)
         model, tokenizer = load_model(job, local_root)
+        if job.stage == "dpo" and job.config.fail_dpo:
+            raise RuntimeError("DPO failed on purpose (TrainConfig.fail_dpo test hook)")
         callback = make_report_callback(job, rank, start_step)
         trainer = prepare_trainer(build_trainer(job, model, tokenizer, local_root / "hf", [callback]))
 
@@ -262,16 +285,20 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             "train_seconds": train_seconds,
             "steps_this_attempt": trainer.state.global_step - start_step,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
+            "torch_threads": float(torch.get_num_threads()),
+            "world_size": float(ray.train.get_context().get_world_size()),
         }
         num_tokens = [log["num_tokens"] for log in trainer.state.log_history if "num_tokens" in log]
         if num_tokens:
             final["num_tokens"] = float(num_tokens[-1])
+            final["tokens_per_s"] = final["num_tokens"] / max(train_seconds, 1e-9)
         for key, value in _scalars(trainer.state.log_history[-1]).items():
             final.setdefault(key, value)  # train_runtime, train_samples_per_second, ...
         for log in trainer.state.log_history:  # DPO: rewards/accuracies, margins of the last logged step
             final.update({k: v for k, v in _scalars(log).items() if k.startswith("rewards/")})
         if job.stage == "sft" and trainer.eval_dataset is not None:
             final.update(_scalars(trainer.evaluate()))  # eval_loss on the validation documents
+            final["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         if rank == 0:
             out = local_root / "final"

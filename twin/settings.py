@@ -68,26 +68,54 @@ class ChunkSettings(BaseModel):
 
 
 class TrainSettings(BaseModel):
-    """LoRA fine-tuning defaults (each also a CLI flag)."""
+    """LoRA fine-tuning defaults: the one source of them (``TrainConfig`` reads these; CLI flags override).
 
-    workers: int = 2
+    Sized so that `twin train` with defaults on a 2-core laptop CPU finishes a ~100-post author (SFT, DPO and
+    the perplexity check) in about an hour; see ``benchmarks/results/train.json`` for the measured throughput.
+    """
+
+    workers: int = 1
+    """Ray Train workers. On one machine one worker using every core is fastest (CPU workers on the same cores
+    only add gradient all-reduce); more pay off across the nodes of a cluster (or one per GPU)."""
+    cpus_per_worker: int | None = None
+    """CPUs each worker reserves in Ray and uses as torch threads; empty: a local Ray's free CPUs split
+    evenly across the workers (on a cluster: at most one node's CPUs)."""
     use_gpu: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     learning_rate: float = 2e-4
+    """SFT learning rate (AdamW, linear decay)."""
     dpo_learning_rate: float = 5e-6
-    epochs: float = 1.0
-    max_length: int = 512
+    epochs: float = 2.0
+    """SFT passes over the training examples (capped by ``max_steps``)."""
+    max_length: int = 384
+    """Tokens per SFT example (prompt + answer); long documents are cut into passages that fit."""
     batch_size: int = 4
-    max_steps: int = -1
-    dpo_max_steps: int = -1
+    """SFT examples per worker per forward pass."""
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass: ~30% more compute, but a 4 x 384-token batch then needs
+    ~1 GB less memory, which keeps a worker under 4 GB."""
+    max_steps: int = 120
+    """Cap on SFT optimizer steps (-1: none); the run is ``epochs`` epochs or this, whichever is fewer."""
+    dpo_epochs: float = 1.0
+    dpo_max_steps: int = 16
+    """Cap on DPO optimizer steps (-1: none)."""
+    dpo_batch_size: int = 1
+    """DPO pairs per worker per forward pass (each pair is two sequences, chosen and rejected, plus the
+    reference forward): small, with gradient accumulation, to bound memory."""
+    dpo_gradient_accumulation_steps: int = 4
+    dpo_max_length: int = 384
+    """Tokens per DPO sequence (prompt + chosen or rejected answer)."""
     dpo_beta: float = 0.1
     seed: int = 42
     min_words: int = 2_000
     """An author needs at least this much text before training makes sense."""
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    max_validation_examples: int = 32
+    """Cap on the validation examples scored for ``eval_loss`` after SFT."""
     scrub_pii: bool = True
     dpo: bool = True
     """Run DPO after SFT (chosen = the author's text, rejected = the base model's answer)."""
@@ -95,8 +123,9 @@ class TrainSettings(BaseModel):
     """Most DPO pairs; each needs one generation by the base model, so this bounds the time it takes."""
     dpo_max_new_tokens: int = 128
     """Length cap of each rejected (base model) answer."""
-    save_steps: int = 10
+    save_steps: int = 25
     """Checkpoint every this many optimizer steps; a restarted worker resumes from the last one."""
+    logging_steps: int = 1
     max_failures: int = 2
     """Worker failures Ray Train recovers from (restart from the last checkpoint) before giving up."""
     storage_path: str | None = None

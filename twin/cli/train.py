@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from twin.cli.context import console, open_store, print_json, settings, user_errors
@@ -34,8 +42,18 @@ def train(
     workers: int | None = typer.Option(None, "--workers", "-w", help="Ray Train workers (default from settings)."),
     no_dpo: bool = typer.Option(False, "--no-dpo", help="Stop after SFT (skip the DPO stage)."),
     max_steps: int | None = typer.Option(
-        None, "--max-steps", help="SFT optimizer steps (a small number is a smoke run); default: full epochs."
+        None, "--max-steps",
+        help="Cap on SFT optimizer steps (a small number is a smoke run; -1: no cap, run the full epochs). "
+        "Default from settings (TWIN_TRAIN__MAX_STEPS).",
     ),
+    dpo_max_steps: int | None = typer.Option(
+        None, "--dpo-max-steps", help="Cap on DPO optimizer steps (-1: no cap). Default from settings."
+    ),
+    dpo_pairs: int | None = typer.Option(
+        None, "--dpo-pairs",
+        help="Most DPO preference pairs (each costs one base-model generation). Default from settings.",
+    ),
+    epochs: float | None = typer.Option(None, "--epochs", help="SFT epochs (capped by --max-steps)."),
     gpu: bool | None = typer.Option(None, "--gpu/--cpu", help="Train on GPUs (NCCL) or CPUs (gloo)."),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
     as_json: bool = typer.Option(False, "--json", help="Print the registered adapter as JSON."),
@@ -55,6 +73,9 @@ def train(
             config_settings,
             workers=workers,
             max_steps=max_steps,
+            dpo_max_steps=dpo_max_steps,
+            dpo_max_pairs=dpo_pairs,
+            epochs=epochs,
             use_gpu=gpu,
             dpo=False if no_dpo else None,
         )
@@ -65,8 +86,12 @@ def train(
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console, transient=as_json) as bar:
+        # A step takes seconds to minutes on a CPU: estimate the time left from the stage's whole history
+        # (rich's default 30 s window would hold one or two steps).
+        with Progress(*columns, console=console, transient=as_json, speed_estimate_period=3600) as bar:
             tasks: dict[str, Any] = {}
             totals: dict[str, int] = {}
 
@@ -81,6 +106,12 @@ def train(
                 if event.total:
                     totals[event.stage] = event.total
                 info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
+                if event.event == "failed":
+                    console.print(f"[yellow]{event.message}[/yellow]")
+                    info = "failed"
+                if event.event == "begin" and event.step:
+                    # resumed from a checkpoint: restart the ETA from here rather than count the jump as speed
+                    bar.reset(tasks[event.stage], total=totals.get(event.stage), completed=event.step)
                 bar.update(
                     tasks[event.stage], completed=event.step, total=totals.get(event.stage), info=info
                 )
@@ -92,6 +123,9 @@ def train(
         print_json(adapter)
         return
     m = adapter.metrics
+    if not adapter.params.get("dpo_ran", True) and adapter.params.get("dpo_error"):
+        error = adapter.params["dpo_error"]
+        console.print(f"[yellow]DPO did not run ({error}); this adapter is SFT only.[/yellow]")
     console.print(
         f"Registered [bold]{author} v{adapter.version}[/bold]{' (active)' if adapter.active else ''} at {adapter.path}\n"
         f"held-out perplexity: base {m['perplexity_base']:.2f} -> adapter {m['perplexity_adapter']:.2f} "
