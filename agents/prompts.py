@@ -60,15 +60,32 @@ def system_prompt(author: str, platform: Platform) -> str:
     )
 
 
+TITLED_RE = re.compile(r"^\W*(?:please\s+)?(?:write|draft|compose)\b[^\"“”]*?\btitled\s+[\"“'](.+?)[\"”']", re.I)
+ABOUT_RE = re.compile(r"^\W*(?:please\s+)?(?:write|draft|compose)\s+(?:me\s+)?(?:(?:a|an|one)\s+[\w ()-]*?\s)?(?:about|on)\s+(.+)$", re.I)
+
+
+def brief_title(brief: str) -> tuple[str | None, str]:
+    """(title, topic text) of a brief: ``Write a post titled "X"`` and a short headline-like brief are
+    titles; ``Write a post about Y`` and longer briefs are topics."""
+    brief = " ".join(brief.split())
+    if titled := TITLED_RE.match(brief):
+        return titled.group(1).strip(), brief
+    if about := ABOUT_RE.match(brief):
+        return None, about.group(1).rstrip(".")
+    n = len(brief.split())
+    if n <= 12 or (n <= 16 and not brief.endswith((".", "?", "!"))):
+        return brief.strip('"“”'), brief
+    return None, brief.rstrip(".")
+
+
 def brief_instruction(platform: Platform, brief: str, topics: Sequence[str]) -> str:
-    """The request in the exact form the adapter was trained on (`training.dataset.extractive_instruction`):
-    a short brief is the post's title, a longer one what it is about."""
+    """The request in the exact form the adapter was trained on (`training.dataset.extractive_instruction`)."""
     from training.dataset import instruction_text
 
-    brief = " ".join(brief.split())
-    if len(brief.split()) <= 16 and not brief.endswith((".", "?", "!")) or len(brief.split()) <= 12:
-        return instruction_text(PLATFORM_NAMES_TRAINED[platform], brief.strip('"'), topics)
-    return instruction_text(PLATFORM_NAMES_TRAINED[platform], None, [brief.rstrip(".")])
+    title, topic_text = brief_title(brief)
+    if title is not None:
+        return instruction_text(PLATFORM_NAMES_TRAINED[platform], title, topics)
+    return instruction_text(PLATFORM_NAMES_TRAINED[platform], None, [topic_text])
 
 
 PLATFORM_NAMES_TRAINED = {

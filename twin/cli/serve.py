@@ -50,7 +50,14 @@ def draft(
         return
     for number, item in enumerate(result["drafts"], 1):
         console.rule(f"draft {number}")
-        console.print(item["text"])
+        critique = item.get("critique") or {}
+        if item["text"]:
+            console.print(item["text"])
+        if not critique.get("passed", True):
+            # A draft that misses the critique still comes back (the best there was), but never silently.
+            console.print("[yellow]warning:[/] this draft did not pass the twin's own checks:", highlight=False)
+            for reason in critique.get("reasons", [])[:5]:
+                console.print(f"  - {reason}", style="yellow", highlight=False, markup=False)
         scores = item.get("scores") or {}
         if scores:
             console.print(", ".join(f"{k}: {v:.2f}" for k, v in scores.items() if isinstance(v, int | float)),

@@ -1,0 +1,95 @@
+"""Hygiene (what a draft must never be) and the voice scorer, on real authors' writing."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.hygiene import check_hygiene, clean_draft, invented_urls, repeated_ngram_rate
+from evals.scoring import score_draft
+
+TITLE = "Why we stopped running nightly batch jobs"
+POST = (
+    "For years our warehouse ran one giant batch at 2am. When it failed, nobody knew until the morning "
+    "dashboards were blank, and rerunning it took four hours.\n\n"
+    "We replaced it with small incremental backfills that run every ten minutes over the rows that changed. "
+    "A failure now costs ten minutes of data, not a day, and the on-call engineer can rerun one slice by hand."
+)
+
+
+def test_assistant_preamble_sign_off_repeats_and_invented_links_are_removed() -> None:
+    raw = (
+        "Sure! Here's a LinkedIn post about nightly batch jobs:\n\n"
+        + POST.replace("by hand.", "by hand. See https://made-up.example.org/guide for more.")
+        + "\n\nA failure now costs ten minutes of data, not a day, and the on-call engineer can rerun one slice by hand."
+        + "\n\nI hope this helps! Let me know if you want any changes."
+    )
+    cleaned = clean_draft(raw, allowed_text=TITLE)
+    assert cleaned.text.startswith("For years our warehouse")
+    assert "I hope this helps" not in cleaned.text and "Let me know" not in cleaned.text
+    assert "made-up.example.org" not in cleaned.text
+    assert cleaned.text.count("A failure now costs ten minutes") == 1
+    kinds = {r.split(":")[0] for r in cleaned.removed}
+    assert kinds == {"preamble", "sign-off", "invented link", "repeated sentence"}
+    assert not check_hygiene(cleaned.text, brief=TITLE).reject
+
+
+def test_links_from_the_brief_or_sources_stay() -> None:
+    text = "We wrote it up at https://blog.tova.dev/backfills and the numbers are in the post."
+    assert invented_urls(text, "notes from https://blog.tova.dev/backfills") == []
+    assert invented_urls(text, "") == ["https://blog.tova.dev/backfills"]
+
+
+def test_a_half_sentence_cut_off_by_the_budget_is_dropped() -> None:
+    cleaned = clean_draft(POST + " Next we will move the", truncated=True)
+    assert cleaned.text.endswith("by hand.") and cleaned.removed[-1].startswith("cut-off sentence")
+
+
+@pytest.mark.parametrize(
+    ("draft", "problem"),
+    [
+        ("Task: write one LinkedIn post of about 109 words about: " + TITLE, "echo"),
+        ("1. Stylometry: closeness 0.65, below 0.75: hashtags per 100 words: 9.2 in the draft vs typically 1.8",
+         "echo"),
+        (TITLE + ".", "restates the brief"),
+        ("We moved on. " + "The batch was slow and we moved on. " * 8, "loop"),
+        ("I'd be happy to help with that! " + POST, "assistant"),
+    ],
+)
+def test_not_a_post_is_rejected(draft: str, problem: str) -> None:
+    prompt = "Task: write one LinkedIn post of about 109 words about: " + TITLE
+    result = check_hygiene(draft, brief=TITLE, prompt_texts=[prompt])
+    assert result.reject and any(problem in p for p in result.problems), result.problems
+    scores = score_draft(draft, "linkedin", brief=TITLE, prompt=prompt)
+    assert scores.rejected and not scores.passed
+
+
+def test_a_real_post_passes_hygiene_and_real_authors_loop_rarely(corpora_dir) -> None:
+    from conftest import corpus_texts
+
+    assert not check_hygiene(POST, brief=TITLE, prompt_texts=["Write a LinkedIn post titled " + TITLE]).reject
+    texts = corpus_texts("chris_wellons", 40)
+    rates = sorted(repeated_ngram_rate(t) for t in texts)
+    assert rates[len(rates) // 2] < 0.06  # the loop threshold (0.15) sits far above how people write
+
+
+def test_blog_length_rule_fits_the_generation_budget() -> None:
+    words_200 = " ".join(["Backfills run every ten minutes now."] * 40)
+    from evals.rules import check_platform_rules
+
+    assert any(v.startswith("article_length") for v in check_platform_rules(words_200[:600], "blog").violations)
+    within_budget = check_platform_rules(words_200, "blog", max_words=200)
+    assert not any(v.startswith("article_length") for v in within_budget.violations)
+
+
+def test_voice_scorer_separates_the_author_from_other_voices(corpora_dir) -> None:
+    from conftest import corpus_texts
+    from evals.voice import VoiceScorer
+
+    author = corpus_texts("chris_wellons", 60)
+    generic = corpus_texts("brandur_leach_atoms", 60)  # stands in for the base model's answers here
+    others = corpus_texts("josh_branchaud_til", 40)
+    scorer = VoiceScorer.fit(author[:45], generic[:45], others)
+    assert scorer.info.held_out_auc is not None and scorer.info.held_out_auc >= 0.9
+    own = scorer.score_many(author[45:])
+    foreign = scorer.score_many(generic[45:] + corpus_texts("simon_willison_til", 15))
+    assert min(own) > 0.5 > max(foreign) or sum(own) / len(own) - sum(foreign) / len(foreign) > 0.6
