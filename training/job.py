@@ -287,6 +287,27 @@ def _rows(examples: list[Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in ex.model_dump(mode="json").items() if k in keep} for ex in examples]
 
 
+def fit_voice_scorer(store: DocumentStore, author: Author, bundle: DatasetBundle, adapter_dir: Path) -> dict[str, Any]:
+    """Fit this version's voice scorer (the author's training answers against the base model's DPO answers
+    and other authors' writing), save it in the adapter folder, and return its held-out numbers."""
+    from evals.voice import FILE_NAME, VoiceScorer
+
+    base = [pair.rejected[-1]["content"] for pair in bundle.dpo]
+    if len(base) < 8:
+        return {"voice_scorer_auc": None, "voice_scorer_note": "needs at least 8 base-model answers (DPO pairs)"}
+    own = [ex.answer for ex in bundle.splits["train"]]
+    others = [
+        d.clean_text for other in store.list_authors() if other.id != author.id
+        for d in store.list_documents(other) if d.clean_text.strip()
+    ][:200]
+    try:
+        scorer = VoiceScorer.fit(own, base, others)
+        scorer.save(adapter_dir / FILE_NAME)
+    except ValueError as exc:
+        return {"voice_scorer_auc": None, "voice_scorer_note": str(exc)}
+    return {"voice_scorer_auc": scorer.info.held_out_auc, "voice_scorer_auc_others": scorer.info.held_out_auc_others}
+
+
 def _prefixed(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
     return {
         f"{prefix}_{key.replace('/', '_')}": float(value)
@@ -425,7 +446,10 @@ def train(
             base_model_path, final_result.checkpoint, test_examples, config.max_length
         )
 
+        voice = fit_voice_scorer(store, author, bundle, adapter_dir)
+
         metrics: dict[str, Any] = {
+            **voice,
             **_prefixed("sft", sft.metrics),
             **(_prefixed("dpo", dpo.metrics) if dpo else {}),
             "perplexity_base": ppl.base,
