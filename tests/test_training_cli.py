@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from twin.cli.train import register
-from twin.domain import Conflict, JobStatus, Kind, Platform, RawDocument
+from twin.domain import Conflict, JobStatus, Kind, NotFound, Platform, RawDocument
 from twin.settings import Settings, get_settings
 from twin.store import DocumentStore
 
@@ -112,3 +112,42 @@ def test_a_second_training_job_for_the_same_author_is_refused(store: DocumentSto
     check_not_busy(store, author)
     job = store.get_job(running.id)
     assert job.status == JobStatus.failed and "interrupted" in (job.error or "")
+
+
+def test_train_flags_reach_the_config_and_an_sft_only_adapter_says_why(
+    cli: typer.Typer, store: DocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.job
+    from training.config import TrainConfig
+    from training.job import TrainProgress
+
+    seen: dict[str, TrainConfig] = {}
+
+    def fake_train(store_: DocumentStore, author: str, settings_: Settings, config: TrainConfig,
+                   progress: object, activate: bool = True) -> object:
+        seen["config"] = config
+        for event in (TrainProgress(stage="sft", event="begin", total=2), TrainProgress(stage="sft", step=1, total=2),
+                      TrainProgress(stage="dpo", event="failed", message="DPO failed, keeping SFT: boom")):
+            progress(event)  # type: ignore[operator]
+        try:
+            record = store.get_author(author)
+        except NotFound:
+            record = store.add_author(author)
+        return store.register_adapter(
+            record, "/adapters/x/v1", "smollm2-135m-instruct", "0" * 64, {"dpo_ran": False, "dpo_error": "boom"},
+            {"perplexity_base": 30.0, "perplexity_adapter": 20.0, "perplexity_ratio": 0.66, "train_loss": 2.0,
+             "validation_loss": 2.1},
+        )
+
+    monkeypatch.setattr(training.job, "train", fake_train)
+    result = CliRunner().invoke(cli, ["train", "x", "--max-steps", "7", "--dpo-max-steps", "3", "--dpo-pairs", "12",
+                                      "--epochs", "1.5"])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.max_steps, config.dpo_max_steps, config.dpo_max_pairs, config.epochs) == (7, 3, 12, 1.5)
+    assert config.workers == 1  # one worker with every core is the default on one machine
+    assert "keeping SFT: boom" in result.output and "SFT only" in result.output
+
+    defaults = CliRunner().invoke(cli, ["train", "x", "--no-dpo"])
+    assert defaults.exit_code == 0, defaults.output
+    assert seen["config"].max_steps == Settings().train.max_steps and seen["config"].dpo is False
