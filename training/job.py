@@ -1,6 +1,6 @@
 """The training job: validate, snapshot the datasets, SFT then DPO on Ray Train, score, save, register.
 
-    twin train brandur --workers 2 --max-steps 20        # CLI
+    twin train brandur --max-steps 20                    # CLI (one worker with every core by default)
     train(store, "brandur", settings, TrainConfig.from_settings(settings, max_steps=20))   # Python
 
 Every check that can fail fast runs before anything is written (author, amount of text, base model, no other
