@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
@@ -14,6 +15,13 @@ from serving.api.library import AuthorController, JobController
 from serving.api.training import TrainingController
 from serving.auth import check_bind_address, make_token_guard
 from serving.errors import EXCEPTION_HANDLERS
+from serving.security import (
+    allowed_hosts_config,
+    content_type_guard,
+    csrf_config,
+    load_secret,
+    make_origin_guard,
+)
 from serving.service import TwinService
 from twin.settings import Settings, get_settings
 
@@ -44,6 +52,7 @@ def create_app(settings: Settings | None = None, *, service: TwinService | None 
                with_model: bool = True) -> Litestar:
     settings = settings or get_settings()
     check_bind_address(settings)
+    secret = load_secret(settings)
     twin_service = service or TwinService(settings)
 
     @asynccontextmanager
@@ -75,7 +84,11 @@ def create_app(settings: Settings | None = None, *, service: TwinService | None 
         route_handlers=[health, AuthorController, JobController, TrainingController, *_optional_route_handlers()],
         dependencies={"service": Provide(provide_service, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        guards=[make_token_guard(settings)],
+        # Origin first (a cross-origin request is refused whatever it carries), then the token, then the body.
+        guards=[make_origin_guard(settings), make_token_guard(settings, secret), content_type_guard],
+        allowed_hosts=allowed_hosts_config(settings),
+        csrf_config=csrf_config(settings, secret),
+        state=State({"serve_secret": secret}),
         lifespan=[lifespan],
         request_max_body_size=settings.serve.max_body_bytes,
         openapi_config=OpenAPIConfig(title="LLM Twin", version="0.1.0", path="/schema"),

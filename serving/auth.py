@@ -9,6 +9,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from serving.security import login_cookie_value
 from twin.domain import TwinError
 from twin.settings import Settings
 
@@ -38,19 +39,20 @@ def token_matches(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
-def presented_token(connection: ASGIConnection) -> str | None:
+def has_valid_credentials(connection: ASGIConnection, expected: str, secret: str) -> bool:
+    """The bearer header holds the token itself; the login cookie an HMAC of it (compared in constant time)."""
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return connection.cookies.get(TOKEN_COOKIE)
+        return token_matches(expected, header[7:].strip())
+    return token_matches(login_cookie_value(secret, expected), connection.cookies.get(TOKEN_COOKIE))
 
 
-def make_token_guard(settings: Settings):  # noqa: ANN201 - a Litestar guard
+def make_token_guard(settings: Settings, secret: str):  # noqa: ANN201 - a Litestar guard
     def token_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         expected = settings.serve.api_token
         if not expected or connection.url.path.startswith(PUBLIC_PATHS):
             return
-        if not token_matches(expected, presented_token(connection)):
+        if not has_valid_credentials(connection, expected, secret):
             raise NotAuthorizedException("A valid API token is required (Authorization: Bearer <token>).")
 
     return token_guard

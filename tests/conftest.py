@@ -78,6 +78,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         models_path=MODELS_CACHE,
         allowed_hosts=["127.0.0.1", "localhost"],
+        serve={"public_hosts": ["testserver.local"]},  # the Host of Litestar's TestClient
         _env_file=None,
     )
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from serving.app import create_app
 from serving.auth import TOKEN_COOKIE
+from serving.security import login_cookie_value
 from twin.domain import TwinError
 from twin.settings import Settings
 
@@ -45,6 +46,12 @@ def test_twin_serve_refuses_a_public_address_without_a_token(settings: Settings,
     assert "without an API token" in result.output and "TWIN_SERVE__API_TOKEN" in result.output
 
 
+def _csrf(client: TestClient) -> dict[str, str]:
+    """The page's CSRF header, as the page hands it to htmx (the login page is public)."""
+    token = re.search(r'"X-CSRFToken": "([0-9a-f]+)"', client.get("/login").text).group(1)
+    return {"X-CSRFToken": token}
+
+
 def _concrete(path: str) -> str:
     return re.sub(r"\{(\w+):(\w+)\}", lambda m: "1" if m.group(2) == "int" else "x", path)
 
@@ -55,6 +62,7 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
     app = create_app(settings, with_model=False)
     checked = []
     with TestClient(app) as client:
+        csrf = _csrf(client)  # past the page's CSRF check: the token is what is under test
         for route in app.routes:
             path = _concrete(route.path)
             if path.startswith(PUBLIC) or path.startswith("/schema"):
@@ -62,7 +70,7 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
             for method in sorted(getattr(route, "methods", ())):
                 if method in ("HEAD", "OPTIONS"):
                     continue
-                response = client.request(method, path, follow_redirects=False)
+                response = client.request(method, path, follow_redirects=False, headers=csrf)
                 if path.startswith(("/api/", "/v1/")):
                     assert response.status_code == 401, (method, path, response.status_code)
                     assert "API token" in response.json()["detail"]
@@ -79,7 +87,7 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
         # The token opens them: as a bearer header, or as the login cookie.
         assert client.get("/api/authors", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert client.get("/api/authors", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        client.cookies.set(TOKEN_COOKIE, TOKEN)
+        client.cookies.set(TOKEN_COOKIE, login_cookie_value(app.state.serve_secret, TOKEN))
         assert client.get("/inbox").status_code == 200
         assert client.get("/api/drafts").status_code == 200
         client.cookies.set(TOKEN_COOKIE, "wrong")
@@ -89,15 +97,17 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
         assert client.get("/login").status_code == 200
         assert client.get("/static/htmx.min.js").status_code == 200
         assert client.get("/api/health").status_code == 200
+        csrf = _csrf(client)
         # A login with the wrong token sets nothing; the right one sets an HttpOnly, SameSite=Strict cookie.
-        wrong = client.post("/login", data={"token": "nope", "next": "/inbox"}, follow_redirects=False)
+        wrong = client.post("/login", data={"token": "nope", "next": "/inbox"}, follow_redirects=False, headers=csrf)
         assert wrong.status_code == 401 and TOKEN_COOKIE not in wrong.cookies
-        right = client.post("/login", data={"token": TOKEN, "next": "/inbox"}, follow_redirects=False)
+        right = client.post("/login", data={"token": TOKEN, "next": "/inbox"}, follow_redirects=False, headers=csrf)
         assert right.status_code == 303 and right.headers["location"] == "/inbox"
         set_cookie = right.headers["set-cookie"]
-        assert f"{TOKEN_COOKIE}={TOKEN}" in set_cookie
+        assert set_cookie.startswith(f"{TOKEN_COOKIE}=") and TOKEN not in set_cookie  # an HMAC of it
         assert "HttpOnly" in set_cookie and "samesite=strict" in set_cookie.lower()
-        offsite = client.post("/login", data={"token": TOKEN, "next": "//evil.example/"}, follow_redirects=False)
+        offsite = client.post("/login", data={"token": TOKEN, "next": "//evil.example/"}, follow_redirects=False,
+                              headers=csrf)
         assert offsite.headers["location"] == "/"
 
 
@@ -108,7 +118,7 @@ def test_request_body_size_is_capped(settings: Settings):
         too_big = client.post("/api/authors/ada/import", files={"data": ("x.zip", b"0" * 60_000)})
         assert too_big.status_code == 413
         page_upload = client.post("/authors/ada/import", files={"data": ("x.zip", b"0" * 60_000)},
-                                  headers={"HX-Request": "true"})
+                                  headers={"HX-Request": "true", **_csrf(client)})
         assert page_upload.status_code == 413
 
 
@@ -126,7 +136,8 @@ def test_links_per_request_and_prompt_length_are_capped_with_clear_errors(settin
         assert ingest.status_code == 400 and "At most 2 links" in ingest.json()["detail"]
         # The page's chat form says the same in its flash area.
         page = client.post("/chat", data={"author": "ada", "prompt": "hi", "links": "\n".join(links),
-                                          "platform": "linkedin", "drafts": "1"}, headers={"HX-Request": "true"})
+                                          "platform": "linkedin", "drafts": "1"},
+                           headers={"HX-Request": "true", **_csrf(client)})
         assert page.status_code == 422 and "Too many links" in page.text
         assert page.headers["hx-retarget"] == "#flash"
 
@@ -157,7 +168,8 @@ def test_concurrent_runs_are_capped_with_429(settings: Settings):
             second = client.post("/api/chat", json=body)
             assert second.status_code == 429
             assert "runs are in progress" in second.json()["detail"] and second.headers.get("retry-after")
-            page = client.post("/chat", data={**body, "drafts": "1", "links": ""}, headers={"HX-Request": "true"})
+            page = client.post("/chat", data={**body, "drafts": "1", "links": ""},
+                               headers={"HX-Request": "true", **_csrf(client)})
             assert page.status_code == 429 and "runs are in progress" in page.text
         finally:
             running.join(timeout=600)

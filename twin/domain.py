@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,27 @@ class NotFound(TwinError):
 
 class Conflict(TwinError):
     status_code = 409
+
+
+AUTHOR_NAME_MAX = 100
+
+
+def validate_author_name(name: str) -> str:
+    """The author's name, stripped, or a TwinError saying what is wrong with it.
+
+    The name becomes a folder name (adapters, datasets, reports) and a URL path segment: 1-100 characters,
+    no ``/`` or ``\\``, no control characters, not ``.`` or ``..``.
+    """
+    name = name.strip()
+    if not 1 <= len(name) <= AUTHOR_NAME_MAX:
+        raise TwinError(f"An author name must be 1-{AUTHOR_NAME_MAX} characters (got {len(name)}).")
+    if "/" in name or "\\" in name:
+        raise TwinError(f"An author name cannot contain '/' or '\\': {name!r}.")
+    if name in (".", ".."):
+        raise TwinError(f"{name!r} is not a valid author name.")
+    if any(unicodedata.category(char).startswith("C") for char in name):
+        raise TwinError(f"An author name cannot contain control or invisible formatting characters: {name!r}.")
+    return name
 
 
 class Unavailable(TwinError):

@@ -168,6 +168,15 @@ class ServeSettings(BaseModel):
     model_start_timeout_s: float = 600.0
     model_probe_timeout_s: float = 5.0
     """How long the client waits for the deployment to answer a probe before reporting it unavailable."""
+    public_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra names the service answers to (the `Host` a browser sends; comma-separated), e.g. ``twin.example.com``
+    or ``192.168.1.20``; a name without a port is also allowed with `port`. The bound address and the loopback
+    names (localhost, 127.0.0.1, [::1]) with `port` are always allowed; any other Host gets 400."""
+    secure_cookies: bool | None = None
+    """The page's cookies get ``Secure``: None sets it when the request came over https (behind a TLS proxy,
+    uvicorn's proxy headers), True always (serve only behind TLS), False never."""
+
+    _split_public_hosts = field_validator("public_hosts", mode="before")(_split_csv)
 
 
 class AgentSettings(BaseModel):

@@ -28,6 +28,7 @@ from twin.domain import (
     RunStatus,
     Source,
     content_hash,
+    validate_author_name,
 )
 
 UpsertStatus = Literal["new", "updated", "unchanged"]
@@ -84,9 +85,7 @@ class DocumentStore:
 
     # authors ---------------------------------------------------------------------------------
     def add_author(self, name: str) -> Author:
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise ValueError("An author name must be 1-200 characters.")
+        name = validate_author_name(name)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(t.authors.c.id).where(t.authors.c.name == name)).first():
                 raise Conflict(f"Author {name!r} already exists.")

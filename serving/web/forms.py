@@ -30,7 +30,8 @@ OptionalPlatform = Annotated[Platform | None, BeforeValidator(_empty_to_none)]
 
 
 class AuthorForm(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = ""
+    """Checked by `twin.domain.validate_author_name` (one rule and one message for the API, page and CLI)."""
 
 
 class SourceForm(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
@@ -66,7 +67,7 @@ class LibraryPages(Controller):
         self, request: Request, service: TwinService, data: Annotated[AuthorForm, Form]
     ) -> ClientRedirect | Redirect:
         author = service.db.add_author(data.name)
-        target = f"/authors/{author.name}"
+        target = "/authors/" + quote(author.name, safe="")
         return ClientRedirect(target) if request.headers.get("hx-request") else Redirect(target, status_code=303)
 
     @get("/authors/{author:str}", name="author")
