@@ -40,7 +40,8 @@ def token_matches(expected: str, given: str | None) -> bool:
 
 
 def has_valid_credentials(connection: ASGIConnection, expected: str, secret: str) -> bool:
-    """The bearer header holds the token itself; the login cookie an HMAC of it (compared in constant time)."""
+    """The bearer header holds the token itself; the login cookie an HMAC of it (both compared in constant
+    time)."""
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return token_matches(expected, header[7:].strip())

@@ -81,7 +81,8 @@ def make_origin_guard(settings: Settings):  # noqa: ANN201 - a Litestar guard
         if origin is not None:
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or parts.netloc not in hosts:
-                raise PermissionDeniedException(f"Cross-origin request refused: {origin} is not this service.")
+                raise PermissionDeniedException(
+                    f"Cross-origin request refused: {origin} is not this service.")
         if site == "cross-site" or (site == "same-site" and origin is None):
             raise PermissionDeniedException(f"Cross-origin request refused (Sec-Fetch-Site: {site}).")
 
@@ -104,21 +105,21 @@ def _is_json(content_type: str) -> bool:
 def content_type_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """A body goes only to a handler in the content type it reads: JSON endpoints refuse the form and
     text types a browser may send cross-origin without asking first (415), forms and uploads keep theirs."""
-    if connection.scope.get("method", "GET") in SAFE_METHODS or (expected := _expected_media_type(handler)) is None:
+    expected = _expected_media_type(handler)
+    if connection.scope.get("method", "GET") in SAFE_METHODS or expected is None:
         return
     headers = connection.headers
     content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    has_body = bool(content_type) or headers.get("content-length", "0") not in ("", "0") or \
-        "transfer-encoding" in headers
-    if not has_body:
+    has_body = bool(content_type) or headers.get("content-length", "0") not in ("", "0")
+    if not has_body and "transfer-encoding" not in headers:
         return  # nothing to read: the handler says what is missing
+    given = content_type or "no type"
     if expected == RequestEncodingType.JSON.value:
         if not _is_json(content_type):
             raise HTTPException(status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                                detail=f"Send JSON (Content-Type: application/json), not {content_type or 'no type'}.")
+                                detail=f"Send JSON (Content-Type: application/json), not {given}.")
     elif content_type != expected:
-        raise HTTPException(status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            detail=f"Send {expected}, not {content_type or 'no type'}.")
+        raise HTTPException(status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail=f"Send {expected}, not {given}.")
 
 
 def load_secret(settings: Settings) -> str:

@@ -99,9 +99,11 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
         assert client.get("/api/health").status_code == 200
         csrf = _csrf(client)
         # A login with the wrong token sets nothing; the right one sets an HttpOnly, SameSite=Strict cookie.
-        wrong = client.post("/login", data={"token": "nope", "next": "/inbox"}, follow_redirects=False, headers=csrf)
+        wrong = client.post("/login", data={"token": "nope", "next": "/inbox"}, follow_redirects=False,
+                            headers=csrf)
         assert wrong.status_code == 401 and TOKEN_COOKIE not in wrong.cookies
-        right = client.post("/login", data={"token": TOKEN, "next": "/inbox"}, follow_redirects=False, headers=csrf)
+        right = client.post("/login", data={"token": TOKEN, "next": "/inbox"}, follow_redirects=False,
+                            headers=csrf)
         assert right.status_code == 303 and right.headers["location"] == "/inbox"
         set_cookie = right.headers["set-cookie"]
         assert set_cookie.startswith(f"{TOKEN_COOKIE}=") and TOKEN not in set_cookie  # an HMAC of it

@@ -64,7 +64,7 @@ def validate_author_name(name: str) -> str:
     if name in (".", ".."):
         raise TwinError(f"{name!r} is not a valid author name.")
     if any(unicodedata.category(char).startswith("C") for char in name):
-        raise TwinError(f"An author name cannot contain control or invisible formatting characters: {name!r}.")
+        raise TwinError(f"An author name cannot contain control or formatting characters: {name!r}.")
     return name
 
 

@@ -10,7 +10,12 @@ from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.config.app import AppConfig
-from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.htmx import HTMXTemplate
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -45,6 +50,7 @@ class WebPlugin(InitPluginProtocol):
             directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=self._configure
         )
         app_config.state["pending_chats"] = PendingChats()
+        app_config.exception_handlers.setdefault(PermissionDeniedException, forbidden)
         return app_config
 
     def _configure(self, engine: JinjaTemplateEngine) -> None:
@@ -93,7 +99,7 @@ def _message(exc: Exception) -> str:
         problems = [f"{item.get('key') or 'form'}: {item.get('message')}" for item in (exc.extra or [])
                     if isinstance(item, dict)]
         return "; ".join(problems) or exc.detail
-    if isinstance(exc, NotFoundException):
+    if isinstance(exc, NotFoundException | PermissionDeniedException):
         return exc.detail
     return str(exc) or type(exc).__name__
 
@@ -107,6 +113,16 @@ def page_error(request: Request, exc: Exception) -> Response:
                             status_code=status, re_target="#flash", re_swap="innerHTML")
     return Template(template_name="error.html", context={"message": message, "status": status},
                     status_code=status)
+
+
+def forbidden(request: Request, exc: PermissionDeniedException) -> Response:
+    """A refused request (another origin, a missing or stale CSRF token): JSON for the API, a message on
+    pages."""
+    if request.url.path.startswith(("/api/", "/v1/", "/schema")):
+        return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+    if "CSRF" in exc.detail:
+        exc = PermissionDeniedException(f"{exc.detail}: reload the page and try again.")
+    return page_error(request, exc)
 
 
 def to_login(request: Request, _: NotAuthorizedException) -> Response:

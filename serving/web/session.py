@@ -47,9 +47,9 @@ class LoginPages(Controller):
                                      "error": "That token is not the service's API token."})
         cookies = []
         if expected:
-            cookies.append(Cookie(key=TOKEN_COOKIE, value=login_cookie_value(request.app.state.serve_secret, expected),
-                                  httponly=True, samesite="strict", path="/", max_age=COOKIE_MAX_AGE_S,
-                                  secure=secure_cookie(request, service)))
+            value = login_cookie_value(request.app.state.serve_secret, expected)
+            cookies.append(Cookie(key=TOKEN_COOKIE, value=value, httponly=True, samesite="strict", path="/",
+                                  max_age=COOKIE_MAX_AGE_S, secure=secure_cookie(request, service)))
         return Redirect(_safe_next(data.next), status_code=303, cookies=cookies)
 
     @post("/logout", name="logout")
