@@ -39,15 +39,15 @@ def test_another_origin_cannot_change_anything(browser, tmp_path: Path):
                         _env_file=None)
     with live_app(settings, with_model=False) as svc, serve_site() as site:
         site.add("/attack.html", ATTACK.format(svc=svc))
+        page = browser.new_page()
         for attacker in (site.url("/attack.html"), site.url("/attack.html", host="localhost")):
-            page = browser.new_page()
-            page.goto(attacker)
-            page.wait_for_function("document.title !== 'loading'")
             for form in ("json", "page"):
+                page.goto(attacker)
+                page.wait_for_function("document.title !== 'loading'")  # the fetch went out
                 with page.expect_navigation() as navigation:
                     page.evaluate(f"document.getElementById('{form}').submit()")
                 assert navigation.value.status == 403, (attacker, form, navigation.value.status)
-            page.close()
+        page.close()
         assert httpx.get(svc + "/api/authors").json() == []
 
         # The service's own page, same origin, works.
