@@ -98,7 +98,10 @@ async def test_real_model_drafts_from_retrieved_passages_and_ignores_the_injecte
     assert result.base_model_only is False and result.adapter_version == 1
     [draft] = result.drafts
     print(f"\nE2E draft (revisions={draft.revisions}, scores={draft.scores}):\n{draft.text}")  # shown with -s
-    assert draft.text.strip() and draft.revisions == 1
+    # No candidate of the first round passed (stylometry 0.99), so a second round was drawn; the best of
+    # all of them is kept, whichever round it came from.
+    assert draft.text.strip() and draft.revisions in (0, 1)
+    assert "revise" in [e.node for e in events if e.type == "step" and e.data["status"] == "finished"]
     tokens = "".join(e.data["text"] for e in events if e.type == "token" and e.node == "draft")
     assert tokens.strip(), "the first draft streamed its tokens"
     # Grounded in what was collected and retrieved: the link first, then the author's own passages.
@@ -106,7 +109,7 @@ async def test_real_model_drafts_from_retrieved_passages_and_ignores_the_injecte
     retrieved = [s for s in draft.sources if s.origin == "retrieved"]
     own_urls = {d.url for d in world.store.list_documents(world.author)}
     assert retrieved and all(s.url in own_urls and s.passage for s in retrieved)
-    assert {"stylometry", "grounding", "rules", "privacy", "copying", "overall"} <= set(draft.scores)
+    assert {"stylometry", "grounding", "rules", "privacy", "copying", "hygiene", "overall"} <= set(draft.scores)
     assert all(0.0 <= v <= 1.0 for v in draft.scores.values())
     assert not draft.critique.passed and any(r.startswith("Stylometry") for r in draft.critique.reasons)
 

@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.prompts import STOP_AT_QUOTE_MARKER, brief_instruction, draft_messages, strip_quote_markers
+from agents.prompts import (
+    STOP_AT_QUOTE_MARKER,
+    brief_instruction,
+    brief_title,
+    draft_messages,
+    strip_quote_markers,
+)
 from agents.schemas import Passage
 from agents.style import StyleCard, build_style_card, pick_examples
 from evals.hygiene import allowed_urls_text, clean_draft
+from evals.rules import PLATFORM_LIMITS, has_title_or_headings
 from evals.text import paragraphs
 from tools.options import ToolOptions
 from twin.domain import Author, Platform
@@ -108,6 +115,15 @@ def _opening(text: str, max_words: int) -> str:
     return "\n\n".join(kept)
 
 
+def with_title(text: str, platform: Platform, brief: str) -> str:
+    """An article platform wants a title line; the brief's title is the one the user asked for."""
+    title, _ = brief_title(brief)
+    limits = PLATFORM_LIMITS.get(platform.value)
+    if not text or title is None or limits is None or not limits.needs_heading or has_title_or_headings(text):
+        return text
+    return f"# {title}\n\n{text}"
+
+
 def _candidate_seed(call_id: str, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{call_id}:{index}".encode()).digest()[:6], "big")
 
@@ -188,7 +204,7 @@ def make_generate_draft(
             if result is None:
                 continue
             cleaned = clean_draft(strip_quote_markers(result.text), allowed, truncated=result.finish_reason == "length")
-            written.append(Candidate(text=cleaned.text, removed=cleaned.removed,
+            written.append(Candidate(text=with_title(cleaned.text, platform, brief), removed=cleaned.removed,
                                      completion_tokens=result.completion_tokens, finish_reason=result.finish_reason))
         first = results[0]
         generation = DraftGeneration(
