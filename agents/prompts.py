@@ -80,23 +80,16 @@ def brief_title(brief: str) -> tuple[str | None, str]:
 
 def brief_instruction(platform: Platform, brief: str, topics: Sequence[str]) -> str:
     """The request in the exact form the adapter was trained on (`training.dataset.extractive_instruction`)."""
+    # Training's own names for the platforms: the adapter knows these words.
+    from training.dataset import PLATFORM_NAMES as TRAINED_NAMES
     from training.dataset import instruction_text
 
     title, topic_text = brief_title(brief)
     if title is not None:
-        return instruction_text(PLATFORM_NAMES_TRAINED[platform], title, topics)
-    return instruction_text(PLATFORM_NAMES_TRAINED[platform], None, [topic_text])
+        return instruction_text(TRAINED_NAMES[platform], title, topics)
+    return instruction_text(TRAINED_NAMES[platform], None, [topic_text])
 
 
-PLATFORM_NAMES_TRAINED = {
-    Platform.linkedin: "LinkedIn post",
-    Platform.x: "short post for X",
-    Platform.medium: "Medium article",
-    Platform.substack: "Substack newsletter post",
-    Platform.blog: "blog post",
-    Platform.github: "README section",
-}
-"""As training names them (`training.dataset.PLATFORM_NAMES`): the adapter knows these words."""
 
 
 def _sources_block(passages: Sequence[Passage], words_each: int) -> str:
