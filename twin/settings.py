@@ -91,9 +91,11 @@ class TrainSettings(BaseModel):
     """SFT passes over the training examples (capped by ``max_steps``)."""
     max_length: int = 384
     """Tokens per SFT example (prompt + answer); long documents are cut into passages that fit."""
-    batch_size: int = 4
-    """SFT examples per worker per forward pass."""
-    gradient_accumulation_steps: int = 1
+    batch_size: int = 2
+    """SFT examples per worker per forward pass (with 2 accumulation steps: 4 per optimizer step). At 4 x 384
+    tokens a worker peaked at 4.6 GB on a long-form author (benchmarks/twin_quality.py); 2 x 2 halves the
+    activations."""
+    gradient_accumulation_steps: int = 2
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass: ~30% more compute, but it keeps a worker under 4 GB (at
     4 x 256 tokens: 3.4 GB peak with it, 5.3 GB without)."""
