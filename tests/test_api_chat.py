@@ -168,7 +168,9 @@ def test_run_is_readable_after_a_service_restart(live):
                         timeout=600).json()
     server.__exit__()  # stop the service: it owns the embedded Qdrant folder, one client per path
     # A new service on the same database and data dir (without the model) still serves the stored run.
-    with TestClient(create_app(settings, with_model=False)) as restarted:
+    restart_settings = settings.model_copy(deep=True)
+    restart_settings.serve.public_hosts = ["testserver.local"]  # the Host of Litestar's TestClient
+    with TestClient(create_app(restart_settings, with_model=False)) as restarted:
         run = restarted.get(f"/api/runs/{result['run_id']}").json()
     assert run["status"] == "succeeded" and run["drafts"][0]["text"] == result["drafts"][0]["text"]
     assert [s["name"] for s in run["steps"] if s.get("kind") == "tool_call"]
