@@ -38,6 +38,8 @@ def _loggable(args: dict[str, Any]) -> dict[str, Any]:
     for key, value in args.items():
         if key == "passages" and isinstance(value, list):
             logged[key] = f"{len(value)} passage(s)"
+        elif key == "prompt" and isinstance(value, str):
+            logged[key] = f"{len(value)} characters"  # it quotes outside text; the log keeps only its size
         elif isinstance(value, str) and len(value) > 300:
             logged[key] = value[:300] + "…"
         elif hasattr(value, "value"):
