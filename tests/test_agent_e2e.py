@@ -126,7 +126,7 @@ async def test_real_model_drafts_from_retrieved_passages_and_ignores_the_injecte
     async with open_checkpointer(world.settings.resolved_database_url) as checkpointer:
         state = await build_graph(checkpointer).aget_state(run_config(result.run_id))
     versions = state.values["drafts"][0]
-    assert len(versions) == 2 and all(v.critique is not None for v in versions)
+    assert len(versions) == 2 * context(world.settings).candidates and all(v.critique is not None for v in versions)
     assert draft.text in [v.text for v in versions]
 
 
