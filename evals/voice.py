@@ -30,6 +30,18 @@ if TYPE_CHECKING:
 VOICE_FORMAT_VERSION = 1
 PASSAGE_WORDS = 120
 FILE_NAME = "voice_scorer.joblib"
+MIN_BASE_TEXTS = 8
+"""Base-model answers needed before a scorer is fitted (fewer: style goes unmeasured rather than guessed)."""
+MAX_OTHER_AUTHOR_TEXTS = 200
+
+
+def other_authors_texts(store: Any, author: Any, limit: int = MAX_OTHER_AUTHOR_TEXTS) -> list[str]:
+    """Other people's writing in the store (a `twin.store.DocumentStore`): the scorer's second negative class."""
+    texts: list[str] = []
+    for other in store.list_authors():
+        if other.id != author.id:
+            texts.extend(d.clean_text for d in store.list_documents(other) if d.clean_text.strip())
+    return texts[:limit]
 
 
 class VoiceScorerInfo(BaseModel):

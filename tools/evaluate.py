@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from evals.style import StyleProfile
     from evals.voice import VoiceScorer
 
-MIN_GENERIC_TEXTS = 8
-MAX_OTHER_AUTHOR_TEXTS = 200
 
 
 class EvaluateDraftInput(BaseModel):
@@ -82,7 +80,6 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     """Fit (or reuse) the author's metric state."""
     from evals.privacy import CopyDetector
     from evals.style import StyleProfile
-    from evals.voice import VoiceScorer
 
     excluded = set(exclude_urls)
     documents = [d for d in deps.store.list_documents(author) if d.url not in excluded]
@@ -103,16 +100,6 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     return scorers
 
 
-def other_authors_texts(deps: AgentDeps, author: Author, limit: int = MAX_OTHER_AUTHOR_TEXTS) -> list[str]:
-    """Other people's writing in the store: the scorer's second negative class (this author vs anyone)."""
-    texts: list[str] = []
-    for other in deps.store.list_authors():
-        if other.id == author.id:
-            continue
-        texts.extend(d.clean_text for d in deps.store.list_documents(other) if d.clean_text.strip())
-    return texts[:limit]
-
-
 def load_or_fit_voice_scorer(
     deps: AgentDeps, author: Author, adapter: Adapter | None, texts: list[str]
 ) -> VoiceScorer | None:
@@ -123,7 +110,7 @@ def load_or_fit_voice_scorer(
     """
     from pathlib import Path
 
-    from evals.voice import FILE_NAME, VoiceScorer
+    from evals.voice import FILE_NAME, MIN_BASE_TEXTS, VoiceScorer, other_authors_texts
 
     if adapter is None or not texts:
         return None
@@ -134,10 +121,10 @@ def load_or_fit_voice_scorer(
         except Exception:  # noqa: BLE001 - an unreadable or old-format file is refitted below
             pass
     generic = generic_voice_texts(deps.settings, author, adapter)
-    if len(generic) < MIN_GENERIC_TEXTS:
+    if len(generic) < MIN_BASE_TEXTS:
         return None
     try:
-        scorer = VoiceScorer.fit(texts, generic, other_authors_texts(deps, author))
+        scorer = VoiceScorer.fit(texts, generic, other_authors_texts(deps.store, author))
     except ValueError:
         return None  # too little prose on one side
     try:

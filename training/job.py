@@ -290,18 +290,15 @@ def _rows(examples: list[Any]) -> list[dict[str, Any]]:
 def fit_voice_scorer(store: DocumentStore, author: Author, bundle: DatasetBundle, adapter_dir: Path) -> dict[str, Any]:
     """Fit this version's voice scorer (the author's training answers against the base model's DPO answers
     and other authors' writing), save it in the adapter folder, and return its held-out numbers."""
-    from evals.voice import FILE_NAME, VoiceScorer
+    from evals.voice import FILE_NAME, MIN_BASE_TEXTS, VoiceScorer, other_authors_texts
 
     base = [pair.rejected[-1]["content"] for pair in bundle.dpo]
-    if len(base) < 8:
-        return {"voice_scorer_auc": None, "voice_scorer_note": "needs at least 8 base-model answers (DPO pairs)"}
+    if len(base) < MIN_BASE_TEXTS:
+        return {"voice_scorer_auc": None,
+                "voice_scorer_note": f"needs at least {MIN_BASE_TEXTS} base-model answers (DPO pairs)"}
     own = [ex.answer for ex in bundle.splits["train"]]
-    others = [
-        d.clean_text for other in store.list_authors() if other.id != author.id
-        for d in store.list_documents(other) if d.clean_text.strip()
-    ][:200]
     try:
-        scorer = VoiceScorer.fit(own, base, others)
+        scorer = VoiceScorer.fit(own, base, other_authors_texts(store, author))
         scorer.save(adapter_dir / FILE_NAME)
     except ValueError as exc:
         return {"voice_scorer_auc": None, "voice_scorer_note": str(exc)}
