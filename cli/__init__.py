@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from twin.cli import authors, ingest, search, sources
+from cli import authors, ingest, search, sources
 
 app = typer.Typer(
     name="twin",
@@ -26,7 +26,7 @@ def _register_optional_groups() -> None:
     """Groups owned by later stages register themselves the same way as the built-in ones."""
     import importlib
 
-    for module in ("twin.cli.train", "twin.cli.serve", "twin.cli.evals", "twin.cli.schedule"):
+    for module in ("cli.train", "cli.serve", "cli.evals", "cli.schedule"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as exc:

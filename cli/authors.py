@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from twin.cli.context import console, open_store, print_json, user_errors
+from cli.context import console, open_store, print_json, user_errors
 
 app = typer.Typer(help="Add and list authors (the people a twin learns to write like).", no_args_is_help=True)
 

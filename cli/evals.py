@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from twin.cli.context import console, open_ingestion, print_json, user_errors
+from cli.context import console, open_ingestion, print_json, user_errors
 
 VARIANT_HELP = "base, base_retrieval, adapter, adapter_retrieval, agent (comma-separated or repeated; default all)"
 

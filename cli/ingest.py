@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from twin.cli.context import ServiceClient, console, open_ingestion, print_json, service_client, user_errors
+from cli.context import ServiceClient, console, open_ingestion, print_json, service_client, user_errors
 from twin.domain import IngestReport
 
 

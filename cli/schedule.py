@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from twin.cli.context import console, fail, print_json, service_client, settings, user_errors
+from cli.context import console, fail, print_json, service_client, settings, user_errors
 from twin.domain import Platform
 
 app = typer.Typer(help="Have the twin draft posts on a schedule (e.g. every Monday at 9) into the inbox.",

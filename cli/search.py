@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from twin.cli.context import console, open_ingestion, open_store, print_json, service_client, user_errors
+from cli.context import console, open_ingestion, open_store, print_json, service_client, user_errors
 from twin.domain import Kind, Platform, SearchHit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli.context import console, fail, print_json, service_client, settings, user_errors
+from cli.context import console, fail, print_json, service_client, settings, user_errors
 from twin.domain import Platform
 
 

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from twin.cli.context import console, open_store, print_json, settings, user_errors
+from cli.context import console, open_store, print_json, settings, user_errors
 from twin.domain import Adapter, NotFound
 
 

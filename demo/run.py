@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from demo.build import build
     from demo.serve import serve_directory
-    from twin.cli.ingest import print_report
+    from cli.ingest import print_report
     from twin.domain import IngestReport
-    from twin.cli.context import ServiceClient
+    from cli.context import ServiceClient
 
     settings = _settings(args)
     settings.ensure_dirs()

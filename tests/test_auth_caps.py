@@ -33,7 +33,7 @@ def test_loopback_needs_no_token_and_other_addresses_refuse_to_start_without_one
 
 
 def test_twin_serve_refuses_a_public_address_without_a_token(settings: Settings, monkeypatch: pytest.MonkeyPatch):
-    from twin.cli import app
+    from cli import app
     from twin.settings import get_settings
 
     monkeypatch.setenv("TWIN_DATA_DIR", str(settings.data_dir))

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.corpus_site import corpus_blog
-from twin.cli import app
+from cli import app
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ class CliResult:
 
 
 def _cli(args: list[str]) -> CliResult:
-    from twin.cli import app
+    from cli import app
 
     try:
         result = CliRunner().invoke(app, args)

@@ -247,7 +247,7 @@ def test_cli_schedules_without_a_service(schedule_settings: Settings, monkeypatc
 
     from typer.testing import CliRunner
 
-    from twin.cli import app
+    from cli import app
     from twin.settings import get_settings
 
     monkeypatch.setenv("TWIN_DATA_DIR", str(schedule_settings.data_dir))

@@ -166,7 +166,7 @@ def test_good_author_names_pass(client: TestClient):
 
 
 def test_the_cli_refuses_bad_author_names(settings: Settings, monkeypatch: pytest.MonkeyPatch):
-    from twin.cli import app
+    from cli import app
     from twin.settings import get_settings
 
     monkeypatch.setenv("TWIN_DATA_DIR", str(settings.data_dir))

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from twin.cli.train import register
+from cli.train import register
 from twin.domain import Conflict, JobStatus, Kind, NotFound, Platform, RawDocument
 from twin.settings import Settings, get_settings
 from twin.store import DocumentStore
