@@ -3,13 +3,16 @@
 Two crawl4ai strategies, one per need:
 
 - ``AsyncHTTPCrawlerStrategy`` (browser-less, ~20 ms a page) for ordinary pages and feeds. Redirects
-  are not auto-followed: each hop's ``Location`` goes back through the guard. Its aiohttp session is
-  built with a resolver that applies the guard's address rule at connect time (closing the DNS
-  rebinding gap between check and connect), and the body is read in chunks up to ``max_bytes``.
-- A real Chromium over CDP for sources that need JavaScript. We start ``chromium --headless`` (or attach
-  to ``settings.crawl.cdp_url``) and every request the page makes (document, redirects, scripts, XHR,
-  images) passes the guard through a Playwright route installed by crawl4ai's
-  ``on_page_context_created`` hook; refused requests are aborted.
+  are followed by :func:`~ingestion.urlguard.follow_redirects` (each hop checked again), over the guard's
+  aiohttp session (:func:`~ingestion.urlguard.guarded_session`, whose resolver applies the address rule at
+  connect time), and the body is read up to ``max_bytes``.
+- A real Chromium over CDP for sources that need JavaScript. We start ``chromium --headless`` behind
+  :class:`~ingestion.proxy.GuardedProxy`, so Chromium never resolves a host itself: every connection it
+  makes (WebSockets, service workers and popups included) goes to an address the guard checked. On top,
+  every request the page makes passes the guard through a Playwright route installed by crawl4ai's
+  ``on_page_context_created`` hook (refused ones are aborted and recorded), documents are fetched hop by
+  hop over the guarded session, and service-worker registration and ``window.open`` are disabled.
+  Attached to an outside browser (``settings.crawl.cdp_url``) there is no proxy, only the route guard.
 
 Usage::
 
@@ -26,28 +29,29 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 from pydantic import BaseModel
 
+from ingestion.proxy import GuardedProxy
 from ingestion.types import FetchFailed, FetchResult, UrlRefused
-from ingestion.urlguard import UrlGuard, address_problem
+from ingestion.urlguard import (
+    REDIRECT_STATUSES, CheckedUrl, UrlGuard, follow_redirects, guarded_session, read_capped,
+)
 from twin.domain import PageValidators
 from twin.settings import Settings
 
 if TYPE_CHECKING:
+    import aiohttp
     from crawl4ai import AsyncWebCrawler
 
 log = logging.getLogger(__name__)
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _REFUSED_HEADER = "x-twin-guard-refused"
 # The conditional-GET headers of the fetch running in this task. A context variable rather than a field of
 # the CrawlerRunConfig: building a CrawlerRunConfig costs ~40-120 ms here (crawl4ai inspects signatures on
@@ -55,6 +59,20 @@ _REFUSED_HEADER = "x-twin-guard-refused"
 _conditional_headers_var: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
     "twin_conditional_headers", default={})
 # Bodies we can read as text; anything else (images, PDFs, archives) is not a page to learn from.
+# What a page may not do in our Chromium: register a service worker (its requests bypass the page's route)
+# or open windows (a popup is a page without our route). The same idea as Playwright's
+# ``service_workers="block"``, which a context we attach to over CDP cannot be given.
+_PAGE_LOCKDOWN = """
+if (self.ServiceWorkerContainer) {
+  ServiceWorkerContainer.prototype.register = () =>
+    Promise.reject(new DOMException('service workers are blocked by the crawler', 'SecurityError'));
+}
+window.open = () => null;
+"""
+# Request headers the browser's own network stack owns; the guarded session sets its own.
+_NOT_FORWARDED = frozenset({"host", "content-length", "connection", "accept-encoding", "transfer-encoding"})
+# Answer headers that describe the bytes on the wire, which the session has already decoded.
+_NOT_RETURNED = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection"})
 _TEXT_TYPES = ("text/", "application/xml", "application/xhtml+xml", "application/rss+xml",
                "application/atom+xml", "application/json", "application/feed+json", "application/ld+json")
 
@@ -88,46 +106,18 @@ def _prepare_crawl4ai_env(settings: Settings) -> Path:
 def _build_http_strategy(guard: UrlGuard, settings: Settings) -> Any:
     """crawl4ai's HTTP strategy with a guarded resolver, a byte cap and redirects left to us."""
     import aiohttp
-    from aiohttp.abc import AbstractResolver, ResolveResult
-    from aiohttp.resolver import ThreadedResolver
     from crawl4ai.async_configs import HTTPCrawlerConfig
     from crawl4ai.async_crawler_strategy import AsyncHTTPCrawlerStrategy
     from crawl4ai.models import AsyncCrawlResponse
 
-    import ipaddress
-
     crawl = settings.crawl
-
-    class GuardedResolver(AbstractResolver):
-        """Applies the guard's address rule to what the connection will actually use."""
-
-        def __init__(self) -> None:
-            self._inner = ThreadedResolver()
-
-        async def resolve(
-            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-        ) -> list[ResolveResult]:
-            results = await self._inner.resolve(host, port, family)
-            if not guard.is_allowed_host(host):
-                for result in results:
-                    address = ipaddress.ip_address(result["host"].split("%", 1)[0])
-                    if problem := address_problem(address):
-                        raise UrlRefused(f"{host} resolved to {address} at connect time ({problem})")
-            return results
-
-        async def close(self) -> None:
-            await self._inner.close()
 
     class GuardedHTTPStrategy(AsyncHTTPCrawlerStrategy):
         async def start(self) -> None:
             if not self._session:
-                connector = aiohttp.TCPConnector(
-                    limit=self.max_connections, resolver=GuardedResolver(), use_dns_cache=False
-                )
-                self._session = aiohttp.ClientSession(
+                self._session = guarded_session(
+                    guard, timeout_s=crawl.timeout_s, limit=self.max_connections,
                     headers=dict(self._BASE_HEADERS) | {"User-Agent": crawl.user_agent},
-                    connector=connector,
-                    timeout=aiohttp.ClientTimeout(total=crawl.timeout_s),
                 )
 
         async def _handle_http(self, url: str, config: Any) -> AsyncCrawlResponse:
@@ -148,20 +138,13 @@ def _build_http_strategy(guard: UrlGuard, settings: Settings) -> Any:
                                 html="", response_headers=headers, status_code=response.status,
                                 redirected_url=url, placeholder_html=True,
                             )
-                        declared = response.content_length
-                        if declared is not None and declared > crawl.max_bytes:
-                            raise FetchFailed(f"body of {declared} bytes is over the {crawl.max_bytes}-byte cap")
-                        body = bytearray()
-                        async for chunk in response.content.iter_chunked(64 * 1024):
-                            body += chunk
-                            if len(body) > crawl.max_bytes:
-                                raise FetchFailed(f"body is over the {crawl.max_bytes}-byte cap")
+                        body = await read_capped(response, crawl.max_bytes)
                         try:
                             encoding = response.get_encoding()
                         except RuntimeError:
                             encoding = "utf-8"
                         return AsyncCrawlResponse(
-                            html=bytes(body).decode(encoding, errors="replace"),
+                            html=body.decode(encoding, errors="replace"),
                             response_headers=headers,
                             status_code=response.status,
                             redirected_url=url,
@@ -191,8 +174,10 @@ class ChromiumProcess:
         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
     )
 
-    def __init__(self, executable: str, work_dir: Path, start_timeout_s: float = 20.0) -> None:
+    def __init__(self, executable: str, work_dir: Path, start_timeout_s: float = 20.0,
+                 proxy_url: str | None = None) -> None:
         self.executable = executable
+        self.proxy_url = proxy_url
         self.work_dir = work_dir
         self.start_timeout_s = start_timeout_s
         self.process: asyncio.subprocess.Process | None = None
@@ -205,7 +190,7 @@ class ChromiumProcess:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.profile_dir = Path(tempfile.mkdtemp(prefix="chromium-", dir=self.work_dir))
         self.process = await asyncio.create_subprocess_exec(
-            self.executable, *self.FLAGS, f"--user-data-dir={self.profile_dir}", "about:blank",
+            self.executable, *self.FLAGS, *self._proxy_flags(), f"--user-data-dir={self.profile_dir}", "about:blank",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # its renderers join our process group, so stop() ends them all
         )
@@ -221,6 +206,13 @@ class ChromiumProcess:
             await asyncio.sleep(0.05)
         await self.stop()
         raise FetchFailed(f"Chromium did not open its CDP port within {self.start_timeout_s:.0f} s")
+
+    def _proxy_flags(self) -> list[str]:
+        if self.proxy_url is None:
+            return []
+        # "<-loopback>" drops Chromium's implicit proxy bypass for localhost and 127.0.0.0/8, so loopback
+        # requests meet the guard too.
+        return [f"--proxy-server={self.proxy_url}", "--proxy-bypass-list=<-loopback>"]
 
     async def stop(self) -> None:
         process, self.process = self.process, None
@@ -251,6 +243,9 @@ class WebFetcher:
         self._http: AsyncWebCrawler | None = None
         self._browser: AsyncWebCrawler | None = None
         self._chromium: ChromiumProcess | None = None
+        self._proxy: GuardedProxy | None = None
+        self._session: aiohttp.ClientSession | None = None
+        """The guarded session Chromium's documents are fetched over, hop by hop."""
         self._browser_lock = asyncio.Lock()
         self._http_config: Any = None
         self._stack = contextlib.AsyncExitStack()
@@ -286,6 +281,9 @@ class WebFetcher:
             if self._chromium is not None:
                 await self._chromium.stop()
                 self._chromium = None
+            if self._proxy is not None:
+                await self._proxy.stop()
+                self._proxy = None
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -348,47 +346,48 @@ class WebFetcher:
     async def _fetch_http(self, url: str, validators: PageValidators | None = None) -> FetchResult:
         assert self._http is not None
         crawl = self.settings.crawl
-        current = await self.guard.check_async(url)
         deadline = time.monotonic() + crawl.timeout_s
-        for _hop in range(crawl.max_redirects + 1):
+        http = self._http
+
+        async def send(current: CheckedUrl, hop: int) -> tuple[Any, dict[str, str]]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FetchFailed(f"{url}: timed out after {crawl.timeout_s:.0f} s")
+            # Validators belong to the URL asked for; a redirect hop is fetched unconditionally.
+            _conditional_headers_var.set(_conditional_headers(validators) if hop == 0 else {})
             try:
-                # Validators belong to the URL asked for; a redirect hop is fetched unconditionally.
-                asked = current == url and validators is not None
-                _conditional_headers_var.set(_conditional_headers(validators) if asked else {})
-                result = await asyncio.wait_for(self._http.arun(current, config=self._http_run_config()),
+                result = await asyncio.wait_for(http.arun(current.url, config=self._http_run_config()),
                                                 timeout=remaining)
             except asyncio.TimeoutError:
-                raise FetchFailed(f"{current}: timed out after {crawl.timeout_s:.0f} s") from None
+                raise FetchFailed(f"{current.url}: timed out after {crawl.timeout_s:.0f} s") from None
             headers = {k.lower(): v for k, v in (result.response_headers or {}).items()}
             if refusal := headers.get(_REFUSED_HEADER):
-                raise UrlRefused(f"{current}: {refusal}")
-            status = result.status_code or 0
-            if status in REDIRECT_STATUSES:
-                location = headers.get("location")
-                if not location:
-                    raise FetchFailed(f"{current}: HTTP {status} redirect without a Location header")
-                target = urljoin(current, location)
-                try:
-                    current = await self.guard.check_async(target)
-                except UrlRefused as exc:
-                    raise UrlRefused(f"{url}: redirect from {current} refused: {exc}") from None
-                continue
-            if status == 304:
-                return FetchResult(url=current, status_code=304, html="", not_modified=True,
-                                   etag=headers.get("etag"), last_modified=headers.get("last-modified"))
-            if not result.success and not status:
-                raise FetchFailed(f"{current}: {_short_error(result.error_message)}")
-            if not 200 <= status < 300:
-                raise FetchFailed(f"{current}: HTTP {status}")
-            content_type = headers.get("content-type")
-            if content_type and not content_type.split(";")[0].strip().lower().startswith(_TEXT_TYPES):
-                raise FetchFailed(f"{current}: not a text document ({content_type})")
-            return FetchResult(url=current, status_code=status, content_type=content_type, html=result.html or "",
+                raise UrlRefused(f"{current.url}: {refusal}")
+            return result, headers
+
+        def location_of(answer: tuple[Any, dict[str, str]]) -> str | None:
+            result, headers = answer
+            if (result.status_code or 0) not in REDIRECT_STATUSES:
+                return None
+            if not headers.get("location"):
+                raise FetchFailed(f"{result.url}: HTTP {result.status_code} redirect without a Location header")
+            return headers["location"]
+
+        final, (result, headers) = await follow_redirects(url, send, location_of, guard=self.guard,
+                                                          max_redirects=crawl.max_redirects)
+        current, status = final.url, result.status_code or 0
+        if status == 304:
+            return FetchResult(url=current, status_code=304, html="", not_modified=True,
                                etag=headers.get("etag"), last_modified=headers.get("last-modified"))
-        raise FetchFailed(f"{url}: more than {crawl.max_redirects} redirects")
+        if not result.success and not status:
+            raise FetchFailed(f"{current}: {_short_error(result.error_message)}")
+        if not 200 <= status < 300:
+            raise FetchFailed(f"{current}: HTTP {status}")
+        content_type = headers.get("content-type")
+        if content_type and not content_type.split(";")[0].strip().lower().startswith(_TEXT_TYPES):
+            raise FetchFailed(f"{current}: not a text document ({content_type})")
+        return FetchResult(url=current, status_code=status, content_type=content_type, html=result.html or "",
+                           etag=headers.get("etag"), last_modified=headers.get("last-modified"))
 
     # -- Chromium over CDP --------------------------------------------------------------------------
 
@@ -399,11 +398,20 @@ class WebFetcher:
             from crawl4ai import AsyncWebCrawler, BrowserConfig
 
             crawl = self.settings.crawl
+            self._session = await self._stack.enter_async_context(guarded_session(
+                self.guard, timeout_s=crawl.timeout_s, headers={"User-Agent": crawl.user_agent}))
             cdp_url = crawl.cdp_url
             if not cdp_url:
                 assert self._base_dir is not None
-                self._chromium = ChromiumProcess(crawl.chromium_path, self._base_dir / "chromium")
+                self._proxy = GuardedProxy(self.guard, timeout_s=crawl.timeout_s)
+                proxy_url = await self._proxy.start()
+                self._chromium = ChromiumProcess(crawl.chromium_path, self._base_dir / "chromium",
+                                                 proxy_url=proxy_url)
                 cdp_url = await self._chromium.start()
+            else:
+                log.warning("Attached to the browser at %s: its connections are checked by the route guard "
+                            "only, not pinned to the checked address (start no browser of your own for that)",
+                            cdp_url)
             browser_config = BrowserConfig(
                 browser_mode="cdp", cdp_url=cdp_url, headless=True, user_agent=crawl.user_agent, verbose=False
             )
@@ -438,37 +446,53 @@ class WebFetcher:
                 return
             await route.continue_()
 
+        await page.add_init_script(_PAGE_LOCKDOWN)
+        page.on("popup", _close_popup)
         await page.route("**/*", guard_route)
         return page
 
     async def _route_navigation(self, route: Any, refusals: list[str]) -> str | None:
-        """Fetch a document hop by hop; returns the final URL, or None when a hop was refused."""
-        current = route.request.url
-        for _hop in range(self.settings.crawl.max_redirects + 1):
-            response = await route.fetch(url=current, max_redirects=0,
-                                         timeout=self.settings.crawl.timeout_s * 1000)
-            if response.status not in REDIRECT_STATUSES:
-                body = await response.body()
-                if len(body) > self.settings.crawl.max_bytes:
-                    refusals.append(f"{current}: body over the {self.settings.crawl.max_bytes}-byte cap")
-                    await route.abort("blockedbyclient")
-                    return None
-                await route.fulfill(response=response, body=body)
-                return current
-            location = response.headers.get("location")
-            if not location:
-                await route.fulfill(response=response)
-                return current
-            target = urljoin(current, location)
-            try:
-                current = await self.guard.check_async(target)
-            except UrlRefused as exc:
-                refusals.append(f"redirect from {current} refused: {exc}")
-                await route.abort("blockedbyclient")
-                return None
-        refusals.append(f"{route.request.url}: more than {self.settings.crawl.max_redirects} redirects")
-        await route.abort("blockedbyclient")
-        return None
+        """Fetch a document hop by hop over the guarded session and hand the browser the answer; returns the
+        final URL, or None when a hop was refused."""
+        import aiohttp
+
+        assert self._session is not None
+        session, crawl = self._session, self.settings.crawl
+        request = route.request
+        headers = {name: value for name, value in (await request.all_headers()).items()
+                   if name.lower() not in _NOT_FORWARDED and not name.startswith(":")}
+        headers["Accept-Encoding"] = "gzip, deflate"
+
+        async def send(current: CheckedUrl, hop: int) -> tuple[int, Any, bytes]:
+            # A redirect is followed with a GET and no body, as browsers do for 301-303.
+            method, body = (request.method, request.post_data_buffer) if hop == 0 else ("GET", None)
+            async with session.request(method, current.url, headers=headers, data=body,
+                                       allow_redirects=False) as response:
+                if response.status in REDIRECT_STATUSES and response.headers.get("location"):
+                    return response.status, response.headers, b""
+                return response.status, response.headers, await read_capped(response, crawl.max_bytes)
+
+        def location_of(answer: tuple[int, Any, bytes]) -> str | None:
+            status, answer_headers, _ = answer
+            return answer_headers.get("location") if status in REDIRECT_STATUSES else None
+
+        try:
+            final, (status, answer_headers, body) = await follow_redirects(
+                request.url, send, location_of, guard=self.guard, max_redirects=crawl.max_redirects)
+        except (UrlRefused, FetchFailed) as exc:
+            refusals.append(str(exc))
+            await route.abort("blockedbyclient")
+            return None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.info("%s: %s", request.url, exc)
+            await route.abort("failed")
+            return None
+        returned: dict[str, str] = {}
+        for name, value in answer_headers.items():
+            if name.lower() not in _NOT_RETURNED:
+                returned[name] = f"{returned[name]}\n{value}" if name in returned else value
+        await route.fulfill(status=status, headers=returned, body=body)
+        return final.url
 
     async def _fetch_rendered(self, url: str) -> FetchResult:
         from crawl4ai import CacheMode, CrawlerRunConfig
@@ -489,6 +513,10 @@ class WebFetcher:
         except asyncio.TimeoutError:
             raise FetchFailed(f"{checked}: timed out after {self.settings.crawl.timeout_s:.0f} s") from None
         refusals: list[str] = shared["refusals"]
+        if self._proxy is not None:
+            # Connections the proxy stopped (WebSockets, service workers, popups), once each.
+            refusals.extend(r for r in self._proxy.refusals if r not in refusals)
+            self._proxy.refusals.clear()
         final_url = shared.get("document_url")
         # crawl4ai's anti-bot heuristics call short pages "blocked"; we take any page the browser
         # loaded and leave judging its text to the extractor.
@@ -505,6 +533,10 @@ class WebFetcher:
         headers = {k.lower(): v for k, v in (result.response_headers or {}).items()}
         return FetchResult(url=final_url, status_code=status, content_type=headers.get("content-type"),
                            html=result.html)
+
+
+def _close_popup(popup: Any) -> None:
+    asyncio.ensure_future(popup.close())
 
 
 def _conditional_headers(validators: PageValidators | None) -> dict[str, str]:

@@ -6,7 +6,9 @@ where it supports partial clone (GitHub does); the files are then read straight 
 without a checkout, so no symlink or lazy fetch is ever followed. Safety:
 
 - the URL passes the URL guard first, and git is pinned to the address the guard approved
-  (``http.curloptResolve``), with redirects off, so DNS cannot swap in a private address afterwards;
+  (``http.curloptResolve``), with redirects off, so DNS cannot swap in a private address afterwards; the
+  GitHub API is read over the guard's session (:func:`~ingestion.urlguard.guarded_session`), redirects
+  followed hop by hop by :func:`~ingestion.urlguard.follow_redirects`;
 - only the https transport is allowed (``protocol.allow=never``), plain http only for hosts on the
   allow-list (the tests' 127.0.0.1 server), never ssh, git or file;
 - no user or system git config is read, no credential prompt can appear, and the clone is killed when it
@@ -20,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import json
 import os
 import re
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -34,8 +35,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from ingestion.types import CollectedItem, Problem, UrlRefused
-from ingestion.urlguard import UrlGuard
+from ingestion.types import CollectedItem, FetchFailed, Problem, UrlRefused
+from ingestion.urlguard import (
+    REDIRECT_STATUSES, CheckedUrl, TooManyRedirects, UrlGuard, follow_redirects, guarded_session, read_capped,
+)
 from twin.domain import Kind, Platform, RawDocument
 from twin.settings import Settings
 
@@ -154,31 +157,41 @@ async def list_owner_repos(
 
 
 async def _get_json(url: str, *, settings: Settings, guard: UrlGuard) -> object:
-    """GET a JSON document through the URL guard, checking every redirect hop too."""
-    import httpx
+    """GET a JSON document through the URL guard's session, checking every redirect hop too."""
+    import aiohttp
 
-    headers = {"Accept": "application/vnd.github+json", "User-Agent": settings.crawl.user_agent}
-    async with httpx.AsyncClient(timeout=settings.crawl.timeout_s, follow_redirects=False, headers=headers) as client:
-        current = url
-        for _ in range(settings.crawl.max_redirects + 1):
-            _check_scheme(current, guard)
-            current = await guard.check_async(current)
+    crawl = settings.crawl
+    headers = {"Accept": "application/vnd.github+json", "User-Agent": crawl.user_agent}
+
+    async def check(hop_url: str) -> CheckedUrl:
+        _check_scheme(hop_url, guard)
+        return await guard.resolve_async(hop_url)
+
+    async with guarded_session(guard, timeout_s=crawl.timeout_s, headers=headers) as session:
+
+        async def send(current: CheckedUrl, hop: int) -> tuple[int, str | None, bytes]:
             try:
-                response = await client.get(current)
-            except httpx.HTTPError as exc:
-                raise GitHubProblem(f"{current}: request failed ({exc.__class__.__name__}: {exc})") from exc
-            if response.is_redirect and "location" in response.headers:
-                current = str(response.url.join(response.headers["location"]))
-                continue
-            if response.status_code != 200:
-                raise GitHubProblem(f"{current}: GitHub answered HTTP {response.status_code}")
-            if len(response.content) > settings.crawl.max_bytes:
-                raise GitHubProblem(f"{current}: answer larger than {settings.crawl.max_bytes} bytes")
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise GitHubProblem(f"{current}: answer is not JSON") from exc
-        raise GitHubProblem(f"{url}: more than {settings.crawl.max_redirects} redirects")
+                async with session.get(current.url, allow_redirects=False) as response:
+                    location = response.headers.get("location")
+                    if response.status in REDIRECT_STATUSES and location:
+                        return response.status, location, b""
+                    if response.status != 200:
+                        raise GitHubProblem(f"{current.url}: GitHub answered HTTP {response.status}")
+                    return response.status, None, await read_capped(response, crawl.max_bytes)
+            except FetchFailed as exc:
+                raise GitHubProblem(f"{current.url}: answer too large ({exc})") from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise GitHubProblem(f"{current.url}: request failed ({exc.__class__.__name__}: {exc})") from exc
+
+        try:
+            final, (_, _, body) = await follow_redirects(url, send, lambda answer: answer[1], guard=guard,
+                                                         max_redirects=crawl.max_redirects, check=check)
+        except TooManyRedirects as exc:
+            raise GitHubProblem(str(exc)) from exc
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise GitHubProblem(f"{final.url}: answer is not JSON") from exc
 
 
 async def collect_repo(target: RepoTarget, *, settings: Settings, guard: UrlGuard) -> AsyncIterator[CollectedItem]:
@@ -229,27 +242,20 @@ def _git_env(home: Path) -> dict[str, str]:
     }
 
 
-async def _pinned_address(url: str, guard: UrlGuard) -> list[str]:
-    """``-c http.curloptResolve=host:port:address`` for the address the guard approved (none for literals)."""
-    target = guard.parse(url)
-    if target.literal is not None:
+def _pinned_address(checked: CheckedUrl) -> list[str]:
+    """``-c http.curloptResolve=host:port:address`` for an address the guard approved (none for literals)."""
+    if checked.host.strip("[]") in {str(address) for address in checked.addresses} or not checked.addresses:
         return []
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UrlRefused(f"{url!r}: host {target.host!r} does not resolve ({exc})") from None
-    addresses = [str(info[4][0]).split("%", 1)[0] for info in infos]
-    guard.check_addresses(url, target.host, [ipaddress.ip_address(a) for a in addresses])
-    address = addresses[0]
+    address = str(checked.addresses[0])
     shown = f"[{address}]" if ":" in address else address
-    return ["-c", f"http.curloptResolve={target.host}:{target.port}:{shown}"]
+    return ["-c", f"http.curloptResolve={checked.host}:{checked.port}:{shown}"]
 
 
 async def clone(url: str, dest: Path, *, settings: Settings, guard: UrlGuard, home: Path) -> None:
     """Shallow, filtered, https-only clone of `url` into `dest` (no checkout), within size and time caps."""
     _check_scheme(url, guard)
-    checked = await guard.check_async(url)
-    scheme = urlsplit(checked).scheme
+    checked = await guard.resolve_async(url)
+    scheme = checked.scheme
     limits = settings.crawl
     config = [
         "-c", "protocol.allow=never",
@@ -259,15 +265,15 @@ async def clone(url: str, dest: Path, *, settings: Settings, guard: UrlGuard, ho
         "-c", "credential.helper=",
         "-c", "core.hooksPath=/dev/null",
         "-c", "transfer.fsckObjects=true",
-        *await _pinned_address(checked, guard),
+        *_pinned_address(checked),
     ]
     base = ["clone", "--quiet", "--single-branch", "--no-tags", "--no-checkout",
             f"--filter=blob:limit={limits.github_max_file_bytes}"]
     timeout = max(limits.timeout_s, MIN_CLONE_TIMEOUT_S)
-    error = await _run_git([*config, *base, "--depth", "1", "--", checked, str(dest)], dest, settings, home, timeout)
+    error = await _run_git([*config, *base, "--depth", "1", "--", checked.url, str(dest)], dest, settings, home, timeout)
     if error and SHALLOW_UNSUPPORTED in error:
         shutil.rmtree(dest, ignore_errors=True)
-        error = await _run_git([*config, *base, "--", checked, str(dest)], dest, settings, home, timeout)
+        error = await _run_git([*config, *base, "--", checked.url, str(dest)], dest, settings, home, timeout)
     if error:
         raise GitHubProblem(f"git clone failed: {error}")
 

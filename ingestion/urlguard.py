@@ -1,12 +1,18 @@
-"""The URL guard: which URLs the crawler may fetch.
+"""The URL guard: the one place that decides where an outbound request may go.
 
-Only http(s); no credentials in the URL; a host written in a canonical form; and every address the host
-resolves to must be public. ``allowed_hosts`` names hosts (exact match on the URL's host) that skip the
-address check, e.g. the tests' ``127.0.0.1`` server or an intranet blog the user trusts.
+Every outbound path (the HTTP fetcher, Chromium, git clones, the GitHub API, feeds) goes through here:
 
-The same address rule is applied again when the HTTP client connects (see ``fetch.GuardedResolver``), so
-a host that resolves to a public address at check time and to a private one a moment later (DNS
-rebinding) is still refused, and every redirect hop goes through :meth:`UrlGuard.check_async` again.
+- :meth:`UrlGuard.resolve_async` checks a URL (only http(s); no credentials; a host written in a canonical
+  form; every address the host resolves to public, unless the host is on the allow-list) and returns the
+  addresses it approved, so the caller connects to exactly those (git's ``curloptResolve``, the Chromium
+  proxy in :mod:`ingestion.proxy`);
+- :func:`guarded_session` is an aiohttp session whose resolver applies the same rule to the addresses the
+  connection actually uses, which closes the DNS rebinding gap between check and connect;
+- :func:`follow_redirects` follows redirects hop by hop, every hop checked again;
+- :func:`read_capped` enforces the byte cap while the body streams in.
+
+``allowed_hosts`` names hosts (exact match on the URL's host) that skip the address check, e.g. the
+tests' ``127.0.0.1`` server or an intranet blog the user trusts.
 """
 
 from __future__ import annotations
@@ -15,12 +21,20 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ingestion.types import UrlRefused
+from ingestion.types import FetchFailed, UrlRefused
+
+if TYPE_CHECKING:
+    import aiohttp
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[IPAddress]]
+"""``(host, port) -> addresses``; blocking. The system resolver unless a test supplies its own DNS."""
+R = TypeVar("R")
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -87,8 +101,9 @@ class GuardedUrl:
 class UrlGuard:
     """Decides whether a URL may be fetched; raises :class:`UrlRefused` with the reason when not."""
 
-    def __init__(self, allowed_hosts: Iterable[str] = ()) -> None:
+    def __init__(self, allowed_hosts: Iterable[str] = (), *, resolver: Resolver | None = None) -> None:
         self.allowed_hosts = frozenset(h.strip().lower().strip("[]") for h in allowed_hosts if h.strip())
+        self._resolver = resolver or system_resolver
 
     def is_allowed_host(self, host: str) -> bool:
         return host.lower().strip("[]") in self.allowed_hosts
@@ -162,35 +177,140 @@ class UrlGuard:
                 where = host if str(address) == host else f"{host} resolves to {address}, which"
                 raise UrlRefused(f"{url!r}: {where} is not a public address ({problem})")
 
-    def check(self, url: str) -> str:
-        """Blocking variant (resolves with the system resolver); returns the normalized URL."""
+    def resolve(self, url: str) -> CheckedUrl:
+        """Check a URL (blocking DNS); returns it normalized with the addresses it may be fetched from."""
         target = self.parse(url)
-        if target.literal is not None or self.is_allowed_host(target.host):
-            self.check_addresses(url, target.host, [target.literal] if target.literal else [])
-            return target.url
-        try:
-            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise UrlRefused(f"{url!r}: host {target.host!r} does not resolve ({exc})") from None
-        self.check_addresses(url, target.host, _addresses(infos))
-        return target.url
+        return self._judge(url, target, None if target.literal is not None else self._lookup(url, target))
+
+    async def resolve_async(self, url: str) -> CheckedUrl:
+        """Like :meth:`resolve`, resolving without blocking the event loop."""
+        target = self.parse(url)
+        if target.literal is not None:
+            return self._judge(url, target, None)
+        return self._judge(url, target, await asyncio.to_thread(self._lookup, url, target))
+
+    def check(self, url: str) -> str:
+        """Blocking variant; returns the normalized URL."""
+        return self.resolve(url).url
 
     async def check_async(self, url: str) -> str:
-        """Like :meth:`check`, resolving without blocking the event loop."""
-        target = self.parse(url)
-        if target.literal is not None or self.is_allowed_host(target.host):
-            self.check_addresses(url, target.host, [target.literal] if target.literal else [])
-            return target.url
+        return (await self.resolve_async(url)).url
+
+    async def connect_addresses(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses a connection to ``host`` may use, checked now (at connect time)."""
+        url = f"//{host}:{port}"
+        addresses = await asyncio.to_thread(self._lookup, url, GuardedUrl(url, host, port, None))
+        self.check_addresses(url, host, addresses)
+        return addresses
+
+    def _lookup(self, url: str, target: GuardedUrl) -> list[IPAddress]:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                target.host, target.port, type=socket.SOCK_STREAM
-            )
-        except (socket.gaierror, UnicodeError) as exc:
+            return list(dict.fromkeys(self._resolver(target.host, target.port)))
+        except (OSError, UnicodeError) as exc:
+            if self.is_allowed_host(target.host):
+                return []  # allowed without resolving; the connection will say what is wrong
             raise UrlRefused(f"{url!r}: host {target.host!r} does not resolve ({exc})") from None
-        self.check_addresses(url, target.host, _addresses(infos))
-        return target.url
+
+    def _judge(self, url: str, target: GuardedUrl, looked_up: list[IPAddress] | None) -> CheckedUrl:
+        addresses = [target.literal] if target.literal is not None else looked_up or []
+        self.check_addresses(url, target.host, addresses)
+        return CheckedUrl(url=target.url, host=target.host, port=target.port, addresses=tuple(addresses))
 
 
-def _addresses(infos: list[tuple]) -> list[IPAddress]:
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL the guard approved, with the addresses it approved for it (pin connections to these)."""
+
+    url: str
+    host: str
+    port: int
+    addresses: tuple[IPAddress, ...]
+    """Empty only for an allowed host that did not resolve."""
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+
+def system_resolver(host: str, port: int) -> list[IPAddress]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     # sockaddr[0] of an IPv6 result may carry a "%zone" suffix.
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+# -- caps and redirects ---------------------------------------------------------------------------------
+
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class TooManyRedirects(FetchFailed):
+    pass
+
+
+async def follow_redirects(
+    url: str,
+    send: Callable[[CheckedUrl, int], Awaitable[R]],
+    location_of: Callable[[R], str | None],
+    *,
+    guard: UrlGuard,
+    max_redirects: int,
+    check: Callable[[str], Awaitable[CheckedUrl]] | None = None,
+) -> tuple[CheckedUrl, R]:
+    """Request ``url`` and follow its redirects, each hop checked by the guard before it is requested.
+
+    ``send(checked, hop)`` makes one request without following redirects; ``location_of(answer)`` is the
+    redirect target of an answer, or None when it is final. Raises :class:`UrlRefused` (a hop refused) or
+    :class:`TooManyRedirects`.
+    """
+    check = check or guard.resolve_async
+    current = await check(url)
+    for hop in range(max_redirects + 1):
+        answer = await send(current, hop)
+        location = location_of(answer)
+        if location is None:
+            return current, answer
+        try:
+            current = await check(urljoin(current.url, location))
+        except UrlRefused as exc:
+            raise UrlRefused(f"{url}: redirect from {current.url} refused: {exc}") from None
+    raise TooManyRedirects(f"{url}: more than {max_redirects} redirects")
+
+
+async def read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, refused as soon as it (or its declared length) passes ``max_bytes``."""
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise FetchFailed(f"body of {declared} bytes is over the {max_bytes}-byte cap")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchFailed(f"body is over the {max_bytes}-byte cap")
+    return bytes(body)
+
+
+def guarded_session(guard: UrlGuard, *, timeout_s: float, headers: dict[str, str] | None = None,
+                    limit: int = 100) -> aiohttp.ClientSession:
+    """An aiohttp session that connects only to addresses the guard approves at connect time."""
+    import aiohttp
+    from aiohttp.abc import AbstractResolver, ResolveResult
+
+    class GuardedResolver(AbstractResolver):
+        async def resolve(self, host: str, port: int = 0,
+                          family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+            addresses = await guard.connect_addresses(host, port)
+            wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
+            return [
+                ResolveResult(hostname=host, host=str(address), port=port,
+                              family=socket.AF_INET if address.version == 4 else socket.AF_INET6,
+                              proto=0, flags=socket.AI_NUMERICHOST)
+                for address in addresses if wanted in (None, address.version)
+            ]
+
+        async def close(self) -> None:
+            pass
+
+    connector = aiohttp.TCPConnector(limit=limit, resolver=GuardedResolver(), use_dns_cache=False)
+    return aiohttp.ClientSession(connector=connector, headers=headers,
+                                 timeout=aiohttp.ClientTimeout(total=timeout_s))
