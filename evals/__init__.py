@@ -1,8 +1,10 @@
-"""Metrics for drafts: style, stylometry, grounding, platform rules, privacy, copying and perplexity.
+"""Metrics for drafts: style, stylometry, grounding, platform rules, privacy and copying.
 
 ``score_draft`` runs them all and returns :class:`DraftScores` with reasons a reviser can act on; the
 Opik ``BaseMetric`` classes live in :mod:`evals.opik_metrics` (imported lazily: ``opik`` is slow to
-import and most callers do not need it).
+import and most callers do not need it). Held-out perplexity is training's (`training.perplexity`):
+the same answer tokens SFT learns. The evaluation harness that runs the agent (`evals.report`,
+`evals.variants`) sits above the agent; the metrics here import no stage package.
 """
 
 from __future__ import annotations
@@ -35,9 +37,6 @@ from evals.style import (
     stylometric_distance,
 )
 from evals.text import split_sentences
-# Perplexity is one implementation, training's: the author's answer tokens given the chat prompt, the
-# same tokens SFT learns and the adapter registry records.
-from training.perplexity import PerplexityReport, base_and_adapter_perplexity, perplexity
 
 _OPIK_METRICS = (
     "StyleMetric",
@@ -69,9 +68,6 @@ __all__ = [
     "find_phone_numbers",
     "generic_texts_from",
     "looks_truncated",
-    "PerplexityReport",
-    "base_and_adapter_perplexity",
-    "perplexity",
     "repeated_ngram_ratio",
     "score_draft",
     "split_sentences",

@@ -1,4 +1,4 @@
-"""Held-out perplexity (training.perplexity, re-exported by evals) under the real base model: the author's
+"""Held-out perplexity (training.perplexity) under the real base model: the author's
 answer tokens given the chat prompt, as SFT learns them and the adapter registry records them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 import pytest
 
 from conftest import corpus_texts
-from evals import perplexity
+from training.perplexity import perplexity
 from training.dataset import PromptCompletion
 from training.perplexity import completion_nll, encode_example
 from twin.domain import Kind, Platform
