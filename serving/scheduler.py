@@ -8,9 +8,9 @@ APScheduler 3 does not lock across processes: two services on one database both 
 fire therefore first claims ``(schedule id, fire time)`` by inserting a `schedule_runs` row under a unique
 constraint; the process whose insert fails skips the run.
 
-A fire: collect the author's configured sources (an ingest job), look at the documents that are new since
-the schedule's last successful run, and ask the agent for N drafts per platform about them; with nothing
-new, about the schedule's standing topics (in turn). The drafts land in the inbox with ``origin="schedule"``.
+A fire: collect the author's configured sources (an ingest job), take the documents that are new since
+the schedule's last successful run, and ask the agent for N drafts per platform on the brief
+`agents.briefs.scheduled_brief` makes of them (with nothing new, the schedule's standing topics in turn). The drafts land in the inbox with ``origin="schedule"``.
 """
 
 from __future__ import annotations
@@ -49,9 +49,7 @@ log = logging.getLogger("twin.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
 ORIGIN = "schedule"
 MAX_TOPICS = 20
-MAX_NEW_TITLES = 5
 MODEL_POLL_S = 2.0
-"""Titles of new documents named in a scheduled brief (the agent retrieves the rest)."""
 
 Drafter = Callable[["DraftRequest", str], Awaitable["RunResult"]]
 """Runs the agent for one request with the given origin and returns its result."""
@@ -450,6 +448,7 @@ class Scheduler:
         self.book.finish(claim.id, status, detail, detail.pop("reason", None))
 
     async def _draft(self, schedule: Schedule, claim: ScheduleRun, detail: dict[str, Any]) -> str:
+        from agents.briefs import scheduled_brief
         from agents.schemas import DraftRequest
 
         author = self.service.author(schedule.author)
@@ -459,19 +458,15 @@ class Scheduler:
         previous = self.book.last_run(schedule.id, status="succeeded")
         since = previous.started_at if previous else claim.started_at - timedelta(
             days=self.settings.schedule.lookback_days)
-        new_documents = [d for d in db.list_documents(author, since=since) if d.kind.value != "code"]
-        detail["new_documents"] = len(new_documents)
+        planned = scheduled_brief(
+            db.list_documents(author, since=since), schedule.topics, self.book.count_runs(schedule.id, "succeeded")
+        )
+        detail["new_documents"] = planned.new_documents
         detail["since"] = since.isoformat()
-        if new_documents:
-            newest = sorted(new_documents, key=lambda d: d.published_at or d.fetched_at, reverse=True)
-            titles = [d.title or d.url for d in newest[:MAX_NEW_TITLES]]
-            brief = "Write a post about what I published recently: " + "; ".join(f'"{t}"' for t in titles) + "."
-        elif schedule.topics:
-            turn = self.book.count_runs(schedule.id, "succeeded") % len(schedule.topics)
-            brief = f"Write a post about: {schedule.topics[turn]}"
-        else:
-            detail["reason"] = "Nothing new was collected and the schedule has no standing topics."
+        if planned.brief is None:
+            detail["reason"] = planned.reason
             return "skipped"
+        brief = planned.brief
         detail["brief"] = brief
         await self._wait_for_model()
         for platform in schedule.platforms:
