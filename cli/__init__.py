@@ -18,6 +18,7 @@ app.add_typer(authors.app, name="author")
 app.add_typer(sources.app, name="source")
 app.command("ingest")(ingest.ingest)
 app.command("import")(ingest.import_file)
+app.add_typer(ingest.private_app, name="private")
 app.command("search")(search.search)
 app.command("documents")(search.documents)
 

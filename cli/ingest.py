@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.context import ServiceClient, console, open_ingestion, print_json, service_client, user_errors
+from cli.context import (
+    ServiceClient,
+    console,
+    open_ingestion,
+    open_store,
+    print_json,
+    service_client,
+    user_errors,
+)
 from twin.domain import IngestReport
 
 
@@ -84,18 +92,40 @@ def ingest(
 
 def import_file(
     author: str,
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="LinkedIn, X, Substack or Medium export ZIP."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="LinkedIn, X, Substack or Medium export ZIP; with --private a WhatsApp chat "
+                                "(.txt or its ZIP) or a Telegram result.json."),
+    private: bool = typer.Option(False, "--private", help="Import private messages (WhatsApp, Telegram): only "
+                                 "your own lines become answers, other people's names, numbers and emails are "
+                                 "scrubbed, and nothing of it is ever retrieved or shown for public drafts."),
+    me: str | None = typer.Option(None, "--me", help="With --private: your name as the chat shows it (when it "
+                                  "cannot be told from the export)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Import a platform's data export (the ZIP it lets you download)."""
+    """Import a platform's data export (the ZIP it lets you download), or with --private a chat export."""
     from ingestion.pipeline import ProgressEvent, import_export
 
     client = service_client()
     if client is not None:
+        params = {"private": "true", **({"me": me} if me else {})} if private else {}
         with user_errors(), client, file.open("rb") as fh:
-            job = client.check(client.post(f"/api/authors/{author}/import", files={"data": (file.name, fh)}))
+            job = client.check(client.post(f"/api/authors/{author}/import", params=params,
+                                           files={"data": (file.name, fh)}))
             report = IngestReport(**_follow(client, job["id"], f"importing {file.name}"))
         print_json(report) if as_json else print_report(report)
+        return
+    if private:
+        from ingestion.chats import import_chat_export
+
+        with user_errors(), open_store() as store:
+            result = import_chat_export(store, store.get_author(author), file, me=me)
+        if as_json:
+            print_json(result)
+            return
+        print_report(result.report)
+        console.print(f"Private source [bold]{result.source_url}[/bold]: {result.report.fetched} conversations "
+                      f"from {result.chats} chat(s), not embedded; remove it with everything derived from it: "
+                      f"`twin private remove {author} {result.source_url}`.")
         return
     with user_errors(), open_ingestion() as deps:
         person = deps.store.get_author(author)
@@ -110,3 +140,52 @@ def import_file(
 
             report = asyncio.run(import_export(deps, person, file, progress=on_progress))
     print_json(report) if as_json else print_report(report)
+
+
+private_app = typer.Typer(help="An author's private chat imports: list them, or remove one with everything "
+                          "derived from it.", no_args_is_help=True)
+
+
+@private_app.command("list")
+def list_private(author: str, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List AUTHOR's private chat sources and the adapters trained on each."""
+    from ingestion.chats import private_sources
+
+    client = service_client()
+    with user_errors():
+        if client is not None:
+            with client:
+                rows = client.check(client.get(f"/api/authors/{author}/private"))
+        else:
+            with open_store() as store:
+                rows = private_sources(store, store.get_author(author))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("source", "conversations", "imported", "adapters trained on it")
+    for row in rows:
+        table.add_row(row["url"], str(row["conversations"]), str(row["imported_at"] or ""),
+                      ", ".join(f"v{v}" for v in row["adapters"]) or "none")
+    console.print(table)
+
+
+@private_app.command("remove")
+def remove_private(author: str, url: str = typer.Argument(..., help="The source, as `twin private list` shows it.")) -> None:
+    """Remove a private chat import with everything derived from it: conversations, chunks, dataset snapshots."""
+    from ingestion.chats import PrivateRemoval, forget_private_source
+
+    client = service_client()
+    with user_errors():
+        if client is not None:
+            with client:
+                removal = PrivateRemoval(**client.check(
+                    client.delete(f"/api/authors/{author}/private", params={"url": url})))
+        else:
+            with open_ingestion() as deps:
+                removal = forget_private_source(deps.store, deps.store.get_author(author), url,
+                                                deps.settings.datasets_dir, deps.vectors)
+    console.print(f"Removed {url}: {removal.documents} conversations, {len(removal.datasets)} dataset snapshots.")
+    if removal.adapters:
+        versions = ", ".join(f"v{v}" for v in removal.adapters)
+        console.print(f"[yellow]Adapters trained on it: {versions}.[/yellow] They still carry what they learned; "
+                      f"train a new one (`twin train {author}`) and delete those folders if that matters.")

@@ -22,6 +22,9 @@ The format is detected from what the archive holds, never from its file name:
 Archives are read in memory, member by member, with caps on member count and on uncompressed bytes (the
 declared sizes and the bytes actually inflated), and an archive naming absolute paths or ``..`` members is
 refused outright.
+
+Private chat exports (WhatsApp, Telegram) live in `ingestion.chats`; given here, they are refused with the
+flag that imports them.
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ def read_export(
     path = Path(path)
     if not path.is_file():
         raise TwinError(f"{path}: no such file.")
+    from ingestion.chats import detect_chat_export
+
+    if app := detect_chat_export(path):  # private messages are imported only when asked for by name
+        raise TwinError(
+            f"{path.name} is a {app.capitalize()} chat export: private messages are imported only when you ask "
+            "for it: `twin import AUTHOR FILE --private` (API: `?private=true`)."
+        )
     if not zipfile.is_zipfile(path):
         raise TwinError(f"{path.name} is not a ZIP file. Import the archive exactly as the platform sent it.")
     try:

@@ -252,7 +252,11 @@ class TwinService:
 
         return self._spawn(job, work)
 
-    def start_import(self, author_name: str, filename: str, data: bytes) -> Job:
+    def start_import(
+        self, author_name: str, filename: str, data: bytes, *, private: bool = False, me: str | None = None
+    ) -> Job:
+        """A platform export, or with ``private`` a chat export (`ingestion.chats`: scrubbed, never embedded)."""
+        from ingestion.chats import import_chat_export
         from ingestion.pipeline import import_export
 
         author = self.author(author_name)
@@ -270,9 +274,23 @@ class TwinService:
             async with self._ingest_lock:
                 target = path.with_name(safe_name)
                 path.replace(target)  # the source is named after the file the user uploaded
-                return await import_export(self.ingestion, author, target)
+                try:
+                    if private:
+                        result = await asyncio.to_thread(import_chat_export, self.db, author, target, me=me)
+                        return result.report
+                    return await import_export(self.ingestion, author, target)
+                finally:
+                    if private:  # nobody's private messages stay in the uploads folder
+                        target.unlink(missing_ok=True)
 
         return self._spawn(job, work)
+
+    async def forget_private_source(self, author_name: str, url: str) -> Any:
+        from ingestion.chats import forget_private_source
+
+        async with self._ingest_lock:
+            return await asyncio.to_thread(forget_private_source, self.db, self.author(author_name), url,
+                                           self.settings.datasets_dir, self.ingestion.vectors)
 
     def start_training(self, author_name: str, body: TrainRequest) -> Job:
         """Validate now (clear 4xx), then train in the background; the job reports each stage."""

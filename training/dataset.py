@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from twin.domain import Document, Kind, Platform, TwinError
+from twin.chat import ME, parse_chat
+from twin.domain import PRIVATE_KINDS, Document, FeedbackPair, Kind, Platform, TwinError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -61,7 +62,12 @@ PLATFORM_NAMES = {
     Platform.substack: "Substack newsletter post",
     Platform.blog: "blog post",
     Platform.github: "README section",
+    Platform.chat: "chat message",
 }
+CHAT_CONTEXT_TURNS = 4
+"""Earlier turns of a conversation kept in a chat example's prompt (the last one is the other side's)."""
+MIN_CHAT_ANSWER_WORDS = 2
+MEDIA_MARKER_RE = re.compile(r"^\[(?:media|image|video|audio|sticker|gif|file|poll|contact|location)\]$")
 
 
 class PromptCompletion(BaseModel):
@@ -92,6 +98,10 @@ class PreferencePair(BaseModel):
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]
     document_id: int
+    """The author's document the chosen answer comes from (0 for an inbox preference)."""
+    feedback_id: int | None = None
+    """Set for a preference the author gave in the inbox (`twin.store.DocumentStore.list_feedback_pairs`)."""
+
 
 
 class SplitStats(BaseModel):
@@ -101,6 +111,10 @@ class SplitStats(BaseModel):
     """Tokens of the chat-formatted prompt and completion together."""
     completion_tokens: int
     per_platform: dict[str, int]
+    private_sources: list[str] = Field(default_factory=list)
+    """Private chat sources whose conversations are in this split (so the page can say which adapters
+    were trained on a chat, and removing the chat finds the snapshots that hold it)."""
+
 
 
 class DatasetBundle(BaseModel):
@@ -288,7 +302,101 @@ def _ids(value: Any) -> list[int]:
 
 
 def usable_documents(documents: Sequence[Document]) -> list[Document]:
-    return [d for d in documents if d.kind != Kind.code and d.clean_text.strip()]
+    return [d for d in documents
+            if d.kind != Kind.code and d.kind not in PRIVATE_KINDS and d.clean_text.strip()]
+
+
+def chat_turns(text: str) -> list[tuple[bool, str]]:
+    """A stored conversation as alternating turns (mine?, text): consecutive messages of one side joined.
+
+    In a group, the other side's messages keep their speaker label (``them 2: ...``) so the author can
+    tell who said what; quoted messages (what the author replied to) count as the other side's.
+    """
+    lines = parse_chat(text)
+    group = any(line.speaker not in (ME, "them") for line in lines)
+    turns: list[tuple[bool, list[str]]] = []
+    for line in lines:
+        mine = line.mine and not line.quote
+        content = line.text if mine or not group else f"{line.speaker}: {line.text}"
+        if turns and turns[-1][0] == mine:
+            turns[-1][1].append(content)
+        else:
+            turns.append((mine, [content]))
+    return [(mine, "\n".join(parts)) for mine, parts in turns]
+
+
+def build_chat_examples(
+    documents: Sequence[Document], settings: Settings, tokenizer: PreTrainedTokenizerBase
+) -> list[PromptCompletion]:
+    """Conversational examples from private chats: each of the author's turns is an answer, what the other
+    side said just before it (with up to ``CHAT_CONTEXT_TURNS`` earlier turns) the prompt."""
+    budget = max(32, settings.train.max_length // 2)
+
+    def tokens(messages: list[dict[str, str]]) -> int:
+        return len(_ids(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)))
+
+    examples: list[PromptCompletion] = []
+    for doc in documents:
+        turns = chat_turns(doc.clean_text)
+        for index, (mine, text) in enumerate(turns):
+            if not mine or index == 0:
+                continue
+            answer = "\n".join(line for line in text.split("\n") if not MEDIA_MARKER_RE.match(line.strip()))
+            answer = scrub_pii(answer) if settings.train.scrub_pii else answer
+            if len(answer.split()) < MIN_CHAT_ANSWER_WORDS:
+                continue
+            context = turns[max(0, index - CHAT_CONTEXT_TURNS) : index]
+            while context and context[0][0]:  # a prompt starts with the other side
+                context = context[1:]
+            prompt = [{"role": "assistant" if was_mine else "user", "content": said} for was_mine, said in context]
+            while len(prompt) > 1 and tokens(prompt) > budget:
+                prompt = prompt[2:]  # drop the oldest exchange
+            prompt[-1]["content"] = prompt[-1]["content"][-1500:]
+            examples.append(PromptCompletion(
+                prompt=prompt,
+                completion=[{"role": "assistant", "content": answer}],
+                document_id=doc.id,
+                url=doc.url,
+                platform=doc.platform,
+                kind=doc.kind,
+                part=index,
+            ))
+    return examples
+
+
+def feedback_instruction(pair: FeedbackPair, key_phrases: KeyPhrases | None) -> str:
+    """The drafting instruction for an inbox preference, in the form the twin is asked with (the brief as
+    title when it is short, as the topic otherwise; like `agents.prompts.brief_instruction`)."""
+    what = PLATFORM_NAMES[pair.platform]
+    brief = (pair.brief or "").strip()
+    if not brief:
+        topics = key_phrases.top(pair.chosen) if key_phrases is not None else []
+        return instruction_text(what, None, topics)
+    words = len(brief.split())
+    if words <= 12 or (words <= 16 and not brief.endswith((".", "?", "!"))):
+        topics = key_phrases.top(brief) if key_phrases is not None else []
+        return instruction_text(what, brief.strip('"“”'), topics)
+    return instruction_text(what, None, [brief.rstrip(".")])
+
+
+def feedback_preferences(
+    pairs: Sequence[FeedbackPair], key_phrases: KeyPhrases | None, scrub: bool = True
+) -> list[PreferencePair]:
+    """The inbox's preferences as DPO pairs: the author's edit or pick chosen, the twin's draft rejected."""
+    out = []
+    for pair in pairs:
+        chosen, rejected = (scrub_pii(pair.chosen), scrub_pii(pair.rejected)) if scrub else (pair.chosen, pair.rejected)
+        if chosen.strip() == rejected.strip():
+            continue
+        out.append(PreferencePair(
+            prompt=user_prompt(feedback_instruction(pair, key_phrases)),
+            chosen=[{"role": "assistant", "content": chosen}],
+            rejected=[{"role": "assistant", "content": rejected}],
+            document_id=0,
+            feedback_id=pair.id,
+        ))
+    return out
+
 
 
 def check_enough_text(author: str, documents: Sequence[Document], min_words: int) -> int:
@@ -337,6 +445,19 @@ def build_sft_examples(
                 )
             )
     return examples
+
+
+def _private_sources(store: DocumentStore, documents: Sequence[Document]) -> dict[int, str]:
+    """Document id -> the URL of the private source it was imported from."""
+    urls: dict[int, str] = {}
+    cache: dict[int, str] = {}
+    for doc in documents:
+        if doc.source_id is None:
+            continue
+        if doc.source_id not in cache:
+            cache[doc.source_id] = store.get_source(doc.source_id).url
+        urls[doc.id] = cache[doc.source_id]
+    return urls
 
 
 def generate_rejected(
@@ -406,14 +527,27 @@ def build_datasets(
     }
     if not splits["train"]:
         raise TwinError(f"{author}'s documents gave no training examples (every passage was too short).")
+    # Private chats (imported with --private) are split on their own, so that importing one never moves
+    # the author's posts between splits; too few conversations all train.
+    chats = [d for d in all_documents if d.kind in PRIVATE_KINDS and d.clean_text.strip()]
+    chat_splits: dict[Split, list[Document]] = (
+        assign_splits(chats, train.seed, train.validation_fraction, train.test_fraction)
+        if len(chats) >= 3 else {"train": chats, "validation": [], "test": []}
+    )
+    private_source_of = _private_sources(store, chats)
+    for name in SPLITS:
+        splits[name].extend(build_chat_examples(chat_splits[name], settings, tokenizer))
 
     dpo: list[PreferencePair] = []
+    feedback: list[PreferencePair] = []
     if train.dpo if with_dpo is None else with_dpo:
-        chosen = splits["train"][: train.dpo_max_pairs]
+        # The author's own verdicts in the inbox first: they cost no generation.
+        feedback = feedback_preferences(store.list_feedback_pairs(record), key_phrases, train.scrub_pii)
+        chosen = [ex for ex in splits["train"] if ex.kind not in PRIVATE_KINDS][: train.dpo_max_pairs]
         rejected = (rejected_fn or generate_rejected)(
             model_path, [ex.prompt for ex in chosen], train.dpo_max_new_tokens
-        )
-        dpo = [
+        ) if chosen else []
+        dpo = [*feedback, *[
             PreferencePair(
                 prompt=ex.prompt,
                 chosen=ex.completion,
@@ -422,7 +556,7 @@ def build_datasets(
             )
             for ex, answer in zip(chosen, rejected, strict=True)
             if answer
-        ]
+        ]]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -437,6 +571,11 @@ def build_datasets(
         "".join(f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items())).encode()
     ).hexdigest()
     stats = {name: _stats(splits[name], tokenizer) for name in SPLITS}
+    for name in SPLITS:
+        stats[name].private_sources = sorted({private_source_of[d.id] for d in chat_splits[name]
+                                              if d.id in private_source_of and any(
+                                                  ex.document_id == d.id for ex in splits[name])})
+    used_private = sorted({url for name in SPLITS for url in stats[name].private_sources})
     files["stats"] = out_dir / "stats.json"
     files["stats"].write_text(
         json.dumps(
@@ -446,6 +585,9 @@ def build_datasets(
                 "file_hashes": file_hashes,
                 "splits": {name: s.model_dump() for name, s in stats.items()},
                 "dpo_pairs": len(dpo),
+                "feedback_pairs": len(feedback),
+                "private_sources": used_private,
+                "chat_examples": sum(1 for name in SPLITS for ex in splits[name] if ex.kind in PRIVATE_KINDS),
                 "documents_used": len(documents),
                 "documents_skipped": len(all_documents) - len(documents),
                 "seed": train.seed,

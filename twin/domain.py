@@ -18,6 +18,10 @@ class Platform(str, enum.Enum):
     substack = "substack"
     blog = "blog"
     github = "github"
+    chat = "chat"
+    """Private messages (WhatsApp, Telegram exports), imported only when asked to: training data for the
+    author's conversational voice, never a platform to draft for nor a source of drafts' material."""
+
 
 
 class Kind(str, enum.Enum):
@@ -25,6 +29,12 @@ class Kind(str, enum.Enum):
     article = "article"
     code = "code"
     note = "note"
+    chat = "chat"
+    """One conversation of a private chat (see `PRIVATE_KINDS`)."""
+
+
+PRIVATE_KINDS = frozenset({Kind.chat})
+"""Kinds that are never embedded for retrieval, never style examples and never shown in public drafts."""
 
 
 class DraftStatus(str, enum.Enum):
@@ -303,3 +313,22 @@ class Run(BaseModel):
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
         return [step for step in self.steps if step.get("kind") == "tool_call"]
+
+
+class FeedbackPair(BaseModel):
+    """A preference the author expressed in the inbox: ``chosen`` over ``rejected`` for one brief."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    author_id: int
+    kind: str
+    """``edit`` (the author's edit over the twin's draft) or ``choice`` (approved over discarded)."""
+    platform: Platform
+    brief: str | None
+    chosen_draft_id: int
+    rejected_draft_id: int
+    chosen: str
+    rejected: str
+    created_at: datetime
+    updated_at: datetime

@@ -170,6 +170,26 @@ page_validators = sa.Table(
 )
 
 
+feedback_pairs = sa.Table(
+    "feedback_pairs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("authors.id", ondelete="CASCADE"), nullable=False),
+    # "edit": the edited draft over the twin's original (chosen and rejected draft are the same draft);
+    # "choice": an approved draft over a discarded one of the same run and platform (the same brief).
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("brief", sa.Text, nullable=True),
+    sa.Column("chosen_draft_id", sa.Integer, sa.ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("rejected_draft_id", sa.Integer, sa.ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("chosen", sa.Text, nullable=False),
+    sa.Column("rejected", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.UniqueConstraint("kind", "chosen_draft_id", "rejected_draft_id", name="uq_feedback_pairs_drafts"),
+)
+
+
 def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     def migrate(conn: sa.Connection) -> None:
         for table in tables:
@@ -183,6 +203,7 @@ m002_adapters_and_jobs = _create(adapters, jobs)
 m003_runs_and_drafts = _create(runs, drafts)
 m004_schedule_runs = _create(schedule_runs)
 m005_page_validators = _create(page_validators)
+m006_feedback_pairs = _create(feedback_pairs)
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_documents", m001_documents),
@@ -190,6 +211,7 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m003_runs_and_drafts", m003_runs_and_drafts),
     ("m004_schedule_runs", m004_schedule_runs),
     ("m005_page_validators", m005_page_validators),
+    ("m006_feedback_pairs", m006_feedback_pairs),
 ]
 
 

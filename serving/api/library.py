@@ -68,8 +68,24 @@ class AuthorController(Controller):
         service: TwinService,
         author: str,
         data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+        private: bool = False,
+        me: str | None = None,
     ) -> Job:
-        return service.start_import(author, data.filename, await data.read())
+        """A platform export ZIP; with ``private=true`` a WhatsApp or Telegram chat export (``me``: the
+        author's name in the chat, when the export does not tell)."""
+        return service.start_import(author, data.filename, await data.read(), private=private, me=me)
+
+    @get("/{author:str}/private", operation_id="listPrivateSources")
+    async def list_private_sources(self, service: TwinService, author: str) -> list[dict[str, Any]]:
+        from ingestion.chats import private_sources
+
+        return private_sources(service.db, service.author(author))
+
+    @delete("/{author:str}/private", operation_id="removePrivateSource", status_code=200)
+    async def remove_private_source(self, service: TwinService, author: str, url: str) -> dict[str, Any]:
+        """Remove a private chat import and everything derived from it; names the adapters trained on it."""
+        removal = await service.forget_private_source(author, url)
+        return removal.model_dump(mode="json")
 
     @get("/{author:str}/documents", operation_id="listDocuments")
     async def list_documents(
