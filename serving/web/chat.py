@@ -9,10 +9,7 @@ A reconnect after the end finds the key used up and is told so, rather than star
 from __future__ import annotations
 
 import html
-import secrets
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -26,33 +23,9 @@ from serving.api.chat import admit_run
 from serving.service import TwinService
 from serving.web.forms import ChatForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
-from twin.domain import Platform, TooBusy, TwinError
+from twin.domain import Platform, TwinError
 
-PENDING_TTL_S = 300.0
-MAX_PENDING = 64
 DRAFTING_NODES = ("draft", "revise")
-
-
-@dataclass
-class PendingChats:
-    """Requests accepted by the form and not yet streamed, each under a one-time key."""
-
-    requests: dict[str, tuple[float, DraftRequest]] = field(default_factory=dict)
-
-    def park(self, request: DraftRequest) -> str:
-        now = time.monotonic()
-        for key, (parked_at, _) in list(self.requests.items()):
-            if now - parked_at > PENDING_TTL_S:
-                del self.requests[key]
-        if len(self.requests) >= MAX_PENDING:
-            raise TooBusy("Too many chats are waiting to start; retry in a moment.")
-        key = secrets.token_urlsafe(16)
-        self.requests[key] = (now, request)
-        return key
-
-    def take(self, key: str) -> DraftRequest | None:
-        parked = self.requests.pop(key, None)
-        return parked[1] if parked else None
 
 
 class ChatPages(Controller):

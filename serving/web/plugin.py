@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from pydantic import ValidationError as PydanticValidationError
 
+from serving.web.pending import PendingChats
 from twin.domain import TwinError
 from twin.settings import Settings
 
@@ -44,8 +45,6 @@ class WebPlugin(InitPluginProtocol):
         self.settings = settings
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        from serving.web.chat import PendingChats
-
         app_config.template_config = TemplateConfig(
             directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=self._configure
         )
