@@ -140,3 +140,11 @@ def service_client() -> ServiceClient | None:
     except httpx.HTTPError:
         return None
     return ServiceClient(config.resolved_service_url, config.serve.api_token)
+
+
+def require_service() -> ServiceClient:
+    """The running service's client, or exit with how to start it (commands that need the model)."""
+    client = service_client()
+    if client is None:
+        fail(f"No service at {settings().resolved_service_url}: start it with `twin serve`.")
+    return client

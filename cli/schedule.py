@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from cli.context import console, fail, print_json, service_client, settings, user_errors
+from cli.context import console, print_json, require_service, service_client, settings, user_errors
 from twin.domain import Platform
 
 app = typer.Typer(help="Have the twin draft posts on a schedule (e.g. every Monday at 9) into the inbox.",
@@ -123,9 +123,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run a schedule now (through the running service, which has the model)."""
-    client = service_client()
-    if client is None:
-        fail(f"No service at {settings().resolved_service_url}: start it with `twin serve`.")
+    client = require_service()
     with user_errors(), client:
         record = client.check(client.post(f"/api/schedules/{schedule_id}/run"))
         if wait:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.context import console, fail, print_json, service_client, settings, user_errors
+from cli.context import console, print_json, require_service, settings, user_errors
 from twin.domain import Platform
 
 
@@ -37,9 +37,7 @@ def draft(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Draft a post in the author's voice (through the running service)."""
-    client = service_client()
-    if client is None:
-        fail(f"No service at {settings().resolved_service_url}: start it with `twin serve`.")
+    client = require_service()
     with user_errors(), client:
         body = {"author": author, "prompt": prompt, "links": link, "platform": platform.value, "drafts": drafts}
         with console.status("drafting..."):
