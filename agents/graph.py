@@ -121,7 +121,8 @@ async def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, An
 def _select_passages(passages: list[Passage], limit: int) -> list[Passage]:
     """Link excerpts first, then retrieved passages by score; no chunk twice, no link page twice."""
     link_docs = {p.document_id for p in passages if p.origin == "link"}
-    chosen: list[Passage] = [p for p in passages if p.origin == "link"]
+    # A linked page's excerpt, then its chunks that `retrieve` found (each once, over every query).
+    chosen: list[Passage] = list({(p.document_id, p.chunk_id): p for p in passages if p.origin == "link"}.values())
     seen_chunks: set[str] = set()
     for passage in sorted((p for p in passages if p.origin == "retrieved"), key=lambda p: -(p.score or 0.0)):
         if passage.chunk_id in seen_chunks or passage.document_id in link_docs:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from evals.text import EMOJI_RE, count_hashtags, paragraphs, split_sentences, strip_code, words
-from twin.domain import Document, Kind, Platform
+from twin.domain import Document, Kind, Platform, own_writing
 
 MIN_REPEATS = 2
 """An opening or sign-off counts as a habit when at least this many posts share it."""
@@ -49,7 +49,9 @@ class StyleCard(BaseModel):
 
 
 def _platform_texts(documents: Sequence[Document], platform: Platform) -> list[Document]:
-    """The author's texts for the platform; posts of any platform when there are none for it."""
+    """The author's texts for the platform; posts of any platform when there are none for it. Pages linked
+    in chat requests (references) are someone else's writing and never an example of the author's."""
+    documents = own_writing(documents)
     same = [d for d in documents if d.platform == platform and d.clean_text.strip()]
     if same:
         return same

@@ -21,6 +21,7 @@ app.command("import")(ingest.import_file)
 app.add_typer(ingest.private_app, name="private")
 app.command("search")(search.search)
 app.command("documents")(search.documents)
+app.command("promote")(search.promote)
 
 
 def _register_optional_groups() -> None:

@@ -1,9 +1,11 @@
-"""`twin search` and `twin documents`: look at what was collected."""
+"""`twin search`, `twin documents` and `twin promote`: look at what was collected."""
 
 from __future__ import annotations
 
 import typer
 from rich.table import Table
+
+from urllib.parse import quote
 
 from cli.context import console, open_ingestion, open_store, print_json, service_client, user_errors
 from twin.domain import Kind, Platform, SearchHit
@@ -24,11 +26,11 @@ def search(
             params = {"q": query, "k": k, **({"platform": platform.value} if platform else {}),
                       **({"kind": kind.value} if kind else {})}
             with client:
-                hits = [SearchHit(**h) for h in client.check(client.get(f"/api/authors/{author}/search", params=params))]
+                hits = [SearchHit(**h) for h in client.check(client.get(f"/api/authors/{quote(author, safe='')}/search",
+                                                                         params=params))]
         else:
             with open_ingestion() as deps:
-                deps.store.get_author(author)
-                hits = deps.vectors.search(author, query, k=k, platform=platform, kind=kind)
+                hits = deps.vectors.search(deps.store.get_author(author), query, k=k, platform=platform, kind=kind)
     if as_json:
         print_json([h.model_dump(mode="json") for h in hits])
         return
@@ -58,3 +60,28 @@ def documents(
                       str(d.version), d.published_at.date().isoformat() if d.published_at else "")
     console.print(table)
     console.print(f"{len(docs)} documents")
+
+
+def promote(
+    author: str,
+    document_id: int = typer.Argument(..., help="The document's id (`twin documents AUTHOR --kind reference`)."),
+) -> None:
+    """Count a page linked in a chat (stored as reference material) as the author's own writing.
+
+    Linked pages ground the drafts of the chat that linked them and are otherwise kept apart: they are
+    never style examples, own-writing search hits or training data. Promote one only if the author wrote it.
+    """
+    client = service_client()
+    with user_errors():
+        if client is not None:
+            with client:
+                document = client.check(client.post(f"/api/authors/{quote(author, safe='')}/documents/{document_id}/promote"))
+            kind = document["kind"]
+        else:
+            import asyncio
+
+            from ingestion.pipeline import promote_document
+
+            with open_ingestion() as deps:
+                kind = asyncio.run(promote_document(deps, deps.store.get_author(author), document_id)).kind.value
+    console.print(f"Document {document_id} is now {author}'s own writing ({kind}).")

@@ -38,7 +38,7 @@ from evals.variants import (
     VariantRunner,
     load_held_out,
 )
-from twin.domain import Adapter, Author, NotFound, TwinError
+from twin.domain import Adapter, Author, NotFound, TwinError, author_folder
 
 if TYPE_CHECKING:
     from evals.privacy import CopyDetector
@@ -709,7 +709,7 @@ def evaluate(
     settings = ingestion.settings
     author, adapter = require_adapter(ingestion.store, author_name)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_dir = out_dir or settings.data_dir / "reports" / author.name / stamp
+    out_dir = out_dir or settings.data_dir / "reports" / author_folder(author) / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_held_out(ingestion.store, settings, author, adapter, out_dir)
 

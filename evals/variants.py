@@ -82,23 +82,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def adapter_dataset_dir(settings: Settings, author: str, adapter: Adapter) -> Path | None:
-    """The dataset snapshot the adapter was trained on (`training.job` writes it under the job id)."""
-    job_id = str(adapter.metrics.get("job_id") or "")
-    if not job_id:
-        return None
-    path = settings.datasets_dir / author / job_id[:8]
-    return path if (path / "sft_test.jsonl").exists() and (path / "sft_train.jsonl").exists() else None
-
-
 def load_held_out(
     store: DocumentStore, settings: Settings, author: Author, adapter: Adapter, scratch_dir: Path
 ) -> HeldOutData:
     """The adapter's train/test split: from its dataset snapshot when present, else rebuilt by
     `training.dataset.build_datasets` with the adapter's seed and max length (deterministic)."""
-    from training.dataset import PreferencePair, PromptCompletion, build_datasets
+    from training.dataset import PreferencePair, PromptCompletion, adapter_dataset_dir, build_datasets
 
-    dataset_dir = adapter_dataset_dir(settings, author.name, adapter)
+    dataset_dir = adapter_dataset_dir(settings, author, adapter)
     rejected: list[str] = []
     if dataset_dir is not None:
         train = [PromptCompletion.model_validate(r) for r in _read_jsonl(dataset_dir / "sft_train.jsonl")]
@@ -188,7 +179,7 @@ class HeldOutVectors:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.vectors, name)
 
-    def search(self, author: str, query: str, k: int = 5, platform: Platform | None = None, kind: Any = None) -> list[Any]:
+    def search(self, author: Author, query: str, k: int = 5, platform: Platform | None = None, kind: Any = None) -> list[Any]:
         # Ask for enough that k remain even if every held-out chunk ranks first.
         hits = self.vectors.search(author, query, k + self._excluded_chunks, platform, kind)
         return [h for h in hits if h.document_id not in self.excluded][:k]
@@ -222,7 +213,7 @@ def retrieval_messages(instruction: str, passages: Sequence[str]) -> list[dict[s
     return [{"role": "user", "content": content}]
 
 
-def retrieve_passages(vectors: HeldOutVectors, author: str, query: str, k: int) -> list[str]:
+def retrieve_passages(vectors: HeldOutVectors, author: Author, query: str, k: int) -> list[str]:
     return [hit.text for hit in vectors.search(author, query, k)]
 
 
@@ -292,7 +283,7 @@ class VariantRunner:
     async def passages_for(self, item: HeldOutItem) -> list[str]:
         if item.document_id not in self._passages:
             self._passages[item.document_id] = await asyncio.to_thread(
-                retrieve_passages, self.vectors, self.author.name, item.instruction, self.retrieve_k
+                retrieve_passages, self.vectors, self.author, item.instruction, self.retrieve_k
             )
         return self._passages[item.document_id]
 

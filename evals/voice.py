@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from evals.style import split_passages
 from evals.text import strip_code
+from twin.domain import own_writing
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -40,7 +41,7 @@ def other_authors_texts(store: Any, author: Any, limit: int = MAX_OTHER_AUTHOR_T
     texts: list[str] = []
     for other in store.list_authors():
         if other.id != author.id:
-            texts.extend(d.clean_text for d in store.list_documents(other) if d.clean_text.strip())
+            texts.extend(d.clean_text for d in own_writing(store.list_documents(other)) if d.clean_text.strip())
     return texts[:limit]
 
 

@@ -96,6 +96,7 @@ def chunk_document(
             document_id=document.id,
             version=document.version,
             author=author,
+            author_id=document.author_id,
             platform=document.platform,
             kind=document.kind,
             url=document.url,

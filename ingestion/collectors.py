@@ -4,7 +4,8 @@
 a failing URL becomes a ``Problem`` (``refused=True`` when the URL guard said no) and the batch goes on.
 Links to fetch come only from the source itself (the URL given, its feed, sitemap or archive), never
 from links inside an article's text, and at most ``settings.crawl.max_pages_per_source`` pages are
-fetched per source.
+fetched per source. A link that is not one of the author's sources (``collect_reference``) is one page:
+nothing it lists or advertises is fetched.
 
 - Medium: a profile (``/@user``, ``user.medium.com``) or publication is read through its RSS feed, then
   each article page; a single article URL is one document.
@@ -123,6 +124,29 @@ async def collect_source(
         yield item
 
 
+async def collect_reference(
+    url: str,
+    platform: Platform,
+    *,
+    render_js: bool,
+    fetcher: Fetcher,
+    settings: Settings,
+    known_pages: Mapping[str, PageValidators] | None = None,
+) -> AsyncIterator[CollectedItem]:
+    """Exactly the page at `url` (a link from a chat request), as a `Kind.reference` document.
+
+    One fetch and nothing more: no feed, sitemap, archive or pagination is followed, whatever the page
+    advertises, since links to crawl come only from the user. A feed or sitemap URL is answered with a
+    Problem (add it as a source to collect what it lists); a repository link is read as its web page.
+    """
+    collector = _SourceCollector(url, platform, render_js=render_js, fetcher=fetcher, settings=settings,
+                                 known_pages=known_pages or {})
+    async for item in collector.reference():
+        if isinstance(item, RawDocument):
+            item.kind = Kind.reference
+        yield item
+
+
 class _SourceCollector:
     """State for collecting one source: its fetcher, caps and the URLs already seen."""
 
@@ -206,6 +230,24 @@ class _SourceCollector:
             metadata={"source_url": self.url, "fetched_url": page.url, "extractor": "og:description"
                       if text == og_text else extracted.extractor},
         )
+
+    async def reference(self) -> AsyncIterator[CollectedItem]:
+        if self.platform is Platform.x:
+            yield Problem(url=self.url, reason=X_PROBLEM)
+            return
+        if self.platform is Platform.linkedin:  # a post is one page; a profile is answered with a Problem
+            async for item in self.linkedin():
+                yield item
+            return
+        page = await self.fetch(self.url)
+        if isinstance(page, Problem):
+            yield page
+            return
+        if xml_document_kind(page.html) or is_feed_response(page.html, page.content_type):
+            yield Problem(url=self.url, reason="a feed or sitemap, not a page: linked pages are read one by one; "
+                          "add it as a source (`twin sources add`) to collect what it lists")
+            return
+        yield self.unchanged(self.url, page) or await asyncio.to_thread(self._document_from_page, page, None, None)
 
     async def medium(self) -> AsyncIterator[CollectedItem]:
         target = _medium_feed_url(self.url)

@@ -20,7 +20,19 @@ from pydantic import BaseModel
 from ingestion.chunk import HFTokenCounter, chunk_document
 from ingestion.clean import clean_text
 from ingestion.types import Problem, Unchanged
-from twin.domain import Author, Document, IngestReport, Platform, RawDocument, Source, TwinError, UrlProblem
+from twin.domain import (
+    Author,
+    Conflict,
+    Document,
+    IngestReport,
+    Kind,
+    NotFound,
+    Platform,
+    RawDocument,
+    Source,
+    TwinError,
+    UrlProblem,
+)
 from twin.models import resolve_embed_model
 from twin.settings import Settings
 from twin.store import DocumentStore
@@ -57,6 +69,17 @@ class IngestionDeps:
 
     def __post_init__(self) -> None:
         self.token_counter = HFTokenCounter(resolve_embed_model(self.settings) / "tokenizer.json")
+        adopt_legacy_vectors(self)
+
+
+def adopt_legacy_vectors(deps: IngestionDeps) -> None:
+    """Move chunks from collections named by the old author-name slug into the id-keyed ones (once, on the
+    first open after the upgrade). Chunks that cannot be moved are embedded again from the stored text
+    at the author's next ingest."""
+    failed = deps.vectors.adopt_legacy_collections({a.name: a.id for a in deps.store.list_authors()})
+    for author_id in failed:
+        for document in deps.store.list_documents(deps.store.get_author_by_id(author_id)):
+            deps.store.mark_embedded(document.id, 0)
 
 
 class _Embedder:
@@ -84,7 +107,8 @@ class _Embedder:
         deps = self.deps
         for document in documents:
             chunks = chunk_document(document, self.author.name, deps.settings.chunk, deps.token_counter)
-            deps.vectors.delete_documents([document.id], self.author.name)  # the previous version's chunks
+            # The previous version's chunks, in either of the author's collections (the kind may have changed).
+            deps.vectors.delete_documents([document.id], self.author)
             deps.vectors.upsert_chunks(chunks)
             deps.store.mark_embedded(document.id, document.version)
             self.report.embedded_chunks += len(chunks)
@@ -99,9 +123,21 @@ async def _store_items(
     report: IngestReport,
     embedder: _Embedder,
     progress: ProgressCallback,
+    *,
+    references: bool = False,
 ) -> None:
+    """Store what a collector yields. With ``references`` the items are linked pages (``Kind.reference``),
+    except a page that is already the author's own document, which stays theirs. Without, a page stored
+    as a reference that one of the author's own sources lists becomes the author's writing."""
+    reference_ids = set() if references else {
+        d.id for d in await asyncio.to_thread(deps.store.list_documents, author, kind=Kind.reference)}
+
     async def consume(item: RawDocument | Problem | Unchanged) -> None:
         if isinstance(item, Unchanged):  # the page was not even extracted again
+            if item.document_id in reference_ids:
+                document = await asyncio.to_thread(deps.store.get_document, item.document_id)
+                await embedder.add(await asyncio.to_thread(
+                    deps.store.set_document_kind, document.id, promoted_kind(document)))
             report.fetched += 1
             report.unchanged += 1
             report.not_modified += item.not_modified
@@ -120,7 +156,11 @@ async def _store_items(
             report.failed.append(UrlProblem(url=item.url, reason="no text left after cleaning"))
             progress(ProgressEvent(kind="problem", url=item.url, status="failed", message="empty after cleaning"))
             return
+        if references and (stored := await asyncio.to_thread(deps.store.find_document, author, item.url)):
+            item.kind = stored.kind
         document, status = await asyncio.to_thread(deps.store.upsert_document, author, source_id, item, cleaned)
+        if document.kind is Kind.reference and item.kind is not Kind.reference:
+            document = await asyncio.to_thread(deps.store.set_document_kind, document.id, item.kind)
         setattr(report, status, getattr(report, status) + 1)
         report.document_ids.append(document.id)
         progress(ProgressEvent(kind="document", url=item.url, status=status, message=document.title or ""))
@@ -153,12 +193,14 @@ async def ingest_urls(
     refresh: bool = False,
     progress: ProgressCallback = _no_progress,
 ) -> IngestReport:
-    """Collect the author's registered sources (or just `urls`, one-off links) and store what they hold.
+    """Collect the author's registered sources (or just `urls`) and store what they hold.
 
+    Of `urls`, one of the author's sources is collected as such (its feed, sitemap, archive); any other
+    link is reference material: exactly that page, stored as ``Kind.reference`` (see `collect_reference`).
     Pages stored before are fetched with a conditional GET and skipped when unchanged; ``refresh``
     fetches and extracts every page again (after an extractor or cleaning change, say).
     """
-    from ingestion.collectors import collect_source, detect_platform
+    from ingestion.collectors import collect_reference, collect_source, detect_platform
     from ingestion.fetch import WebFetcher
     from ingestion.urlguard import UrlGuard
 
@@ -180,16 +222,21 @@ async def ingest_urls(
         for position, (url, platform, needs_js, source) in enumerate(targets):
             progress(ProgressEvent(kind="source", url=url, status=f"{position + 1}/{len(targets)}", total=len(targets)))
             try:
-                items = collect_source(
-                    url,
-                    platform or detect_platform(url),
-                    render_js=needs_js,
-                    fetcher=fetcher,
-                    settings=deps.settings,
-                    guard=guard,
-                    known_pages=known_pages,
-                )
-                await _store_items(deps, author, source.id if source else None, items, report, embedder, progress)
+                if source is None:
+                    items = collect_reference(url, detect_platform(url), render_js=needs_js, fetcher=fetcher,
+                                              settings=deps.settings, known_pages=known_pages)
+                else:
+                    items = collect_source(
+                        url,
+                        platform or source.platform,
+                        render_js=needs_js or source.render_js,
+                        fetcher=fetcher,
+                        settings=deps.settings,
+                        guard=guard,
+                        known_pages=known_pages,
+                    )
+                await _store_items(deps, author, source.id if source else None, items, report, embedder, progress,
+                                   references=source is None)
             except TwinError as exc:  # a bad source never aborts the batch
                 report.failed.append(UrlProblem(url=url, reason=str(exc)))
                 progress(ProgressEvent(kind="problem", url=url, status="failed", message=str(exc)))
@@ -232,5 +279,30 @@ def validate_source_url(url: str) -> str:
 def remove_source(deps: IngestionDeps, author: Author, url: str) -> int:
     """Remove a source with its documents and their chunks; returns how many documents went."""
     # Chunks first: if the process dies in between, the documents are still listed and can be removed again.
-    deps.vectors.delete_documents(deps.store.source_document_ids(author, url), author.name)
+    deps.vectors.delete_documents(deps.store.source_document_ids(author, url), author)
     return len(deps.store.remove_source(author, url))
+
+
+def promoted_kind(document: Document) -> Kind:
+    """The kind a reference page takes when it becomes the author's writing (as a collector would file it)."""
+    from ingestion.collectors import NOTE_MAX_WORDS
+
+    if document.platform in (Platform.linkedin, Platform.x):
+        return Kind.article if "/pulse/" in document.url else Kind.post
+    return Kind.note if document.word_count < NOTE_MAX_WORDS else Kind.article
+
+
+async def promote_document(deps: IngestionDeps, author: Author, document_id: int) -> Document:
+    """Make a reference page (a link from a chat request) part of the author's own writing, on the user's
+    explicit word: from then on it is a style example, an "own writing" search hit and training data."""
+    document = deps.store.get_document(document_id)
+    if document.author_id != author.id:
+        raise NotFound(f"{author.name} has no document with id {document_id}.")
+    if document.kind is not Kind.reference:
+        raise Conflict(f"Document {document_id} is already {author.name}'s own writing ({document.kind.value}).")
+    promoted = deps.store.set_document_kind(document.id, promoted_kind(document))
+    report = IngestReport(author=author.name)
+    embedder = _Embedder(deps, author, report, _no_progress)
+    await embedder.add(promoted)
+    await embedder.flush()
+    return deps.store.get_document(document.id)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from twin.domain import (
     Author,
     Conflict,
+    Document,
     IngestReport,
     Job,
     JobStatus,
@@ -191,8 +192,15 @@ class TwinService:
     def search(
         self, author_name: str, query: str, k: int = 5, platform: Platform | None = None, kind: Kind | None = None
     ) -> list[SearchHit]:
-        self.author(author_name)
-        return self.ingestion.vectors.search(author_name, query, k=k, platform=platform, kind=kind)
+        return self.ingestion.vectors.search(self.author(author_name), query, k=k, platform=platform, kind=kind)
+
+    async def promote_document(self, author_name: str, document_id: int) -> Document:
+        """Make a page linked in a chat request (reference material) part of the author's own writing."""
+        from ingestion.pipeline import promote_document
+
+        author = self.author(author_name)
+        async with self._ingest_lock:
+            return await promote_document(self.ingestion, author, document_id)
 
     # jobs ------------------------------------------------------------------------------------
     def _spawn(self, job: Job, work: Callable[[Callable[[dict[str, Any]], None]], Awaitable[BaseModel]]) -> Job:

@@ -38,16 +38,16 @@ def test_corpus_served_as_blog_is_collected_versioned_and_searchable(deps, corpo
         assert (report.fetched, report.new, report.failed, report.refused) == (40, 40, [], [])
         documents = deps.store.list_documents(author)
         assert sorted(d.url for d in documents) == sorted(urls)
-        assert deps.vectors.count("simon") == report.embedded_chunks > 0
+        assert deps.vectors.count(author) == report.embedded_chunks > 0
 
         # Searching a post's title finds that post (titles are not repeated in the body verbatim always).
         found_first = 0
         for item, url in zip(items, urls, strict=True):
-            hits = deps.vectors.search("simon", item["title"], k=5)
+            hits = deps.vectors.search(author, item["title"], k=5)
             assert url in [h.url for h in hits], item["title"]
             found_first += hits[0].url == url
         assert found_first >= 0.8 * len(items)
-        assert deps.vectors.search("nobody", items[0]["title"]) == []
+        assert deps.vectors.search(author.model_copy(update={"id": author.id + 1}), items[0]["title"]) == []
 
         # Re-ingesting an unchanged corpus stores and embeds nothing.
         again = asyncio.run(ingest_urls(deps, author))
@@ -66,13 +66,13 @@ def test_corpus_served_as_blog_is_collected_versioned_and_searchable(deps, corpo
         doc = next(d for d in deps.store.list_documents(author) if d.url == urls[3])
         assert doc.version == 2 and "An added closing paragraph." in doc.clean_text
         assert len(deps.store.document_versions(doc.id)) == 2
-        assert {h.version for h in deps.vectors.search("simon", "An added closing paragraph", k=3)
+        assert {h.version for h in deps.vectors.search(author, "An added closing paragraph", k=3)
                 if h.document_id == doc.id} == {2}
 
     # Removing the source removes its documents and their chunks.
     assert remove_source(deps, author, feed_url) == 40
     assert deps.store.list_documents(author) == []
-    assert deps.vectors.count("simon") == 0
+    assert deps.vectors.count(author) == 0
 
 
 def test_bad_links_are_reported_per_url_and_never_abort(deps, corpora_dir, tmp_path):
@@ -137,6 +137,6 @@ def test_killed_ingest_resumes_with_every_document_once_and_every_chunk_once(set
 
         counter = HFTokenCounter(resolve_embed_model(settings) / "tokenizer.json")
         expected = sum(len(chunk_document(d, "josh", settings.chunk, counter)) for d in documents)
-        assert deps_vectors.count("josh") == expected  # no chunk twice, none missing
+        assert deps_vectors.count(store.get_author("josh")) == expected  # no chunk twice, none missing
     finally:
         deps_vectors.close()

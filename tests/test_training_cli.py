@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from cli.train import register
-from twin.domain import Conflict, JobStatus, Kind, NotFound, Platform, RawDocument
+from twin.domain import Conflict, JobStatus, Kind, NotFound, Platform, RawDocument, author_folder
 from twin.settings import Settings, get_settings
 from twin.store import DocumentStore
 
@@ -93,7 +93,8 @@ def test_train_refuses_bad_input_and_changes_nothing(
     assert model.exit_code == 1 and "Unknown base model 'no-such-org/no-such-model'" in model.output
 
     assert store.list_jobs(author) == [] and store.list_adapters(author) == []
-    assert not (settings.datasets_dir / "quiet").exists() and not (settings.adapters_dir / "quiet").exists()
+    assert not (settings.datasets_dir / author_folder(author)).exists()
+    assert not (settings.adapters_dir / author_folder(author)).exists()
 
 
 def test_a_second_training_job_for_the_same_author_is_refused(store: DocumentStore) -> None:

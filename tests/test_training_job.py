@@ -19,7 +19,7 @@ from conftest import CORPORA_DIR, MODELS_CACHE, load_corpus
 from training.config import TrainConfig
 from training.dataset import PromptCompletion
 from training.job import TrainProgress, WORKER_ENV, train
-from twin.domain import Adapter, JobStatus, Kind, Platform, RawDocument, Unavailable
+from twin.domain import Adapter, JobStatus, Kind, Platform, RawDocument, Unavailable, author_folder
 from twin.settings import Settings
 from twin.store import DocumentStore
 
@@ -78,7 +78,7 @@ def _examples(path: Path) -> list[PromptCompletion]:
 
 
 def _dataset_dir(t: Trained) -> Path:
-    (folder,) = (t.settings.datasets_dir / AUTHOR).iterdir()
+    (folder,) = (t.settings.datasets_dir / author_folder(t.store.get_author(AUTHOR))).iterdir()
     return folder
 
 

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from twin.domain import Chunk, Kind, Platform
+from datetime import UTC, datetime
+
+from twin.domain import Author, Chunk, Kind, Platform
 from twin.settings import Settings
 from twin.vectors import Embedder, VectorStore
 
@@ -19,9 +21,13 @@ TEXTS = {
 }
 
 
+ADA = Author(id=1, name="ada", created_at=datetime(2024, 1, 1, tzinfo=UTC))
+NOBODY = Author(id=2, name="nobody", created_at=datetime(2024, 1, 1, tzinfo=UTC))
+
+
 def chunk(document_id: int, platform: Platform, kind: Kind, text: str, version: int = 1) -> Chunk:
     return Chunk(id=f"00000000-0000-0000-0000-{document_id:06d}{version:06d}", document_id=document_id,
-                 version=version, author="ada", platform=platform, kind=kind, url=f"https://ada.example/{document_id}",
+                 version=version, author="ada", author_id=ADA.id, platform=platform, kind=kind, url=f"https://ada.example/{document_id}",
                  title=None, index=0, text=text)
 
 
@@ -34,27 +40,27 @@ def vectors(settings: Settings) -> Iterator[VectorStore]:
 
 
 def test_hybrid_search_finds_by_meaning_and_by_rare_words(vectors: VectorStore) -> None:
-    assert vectors.search("ada", "bread fermentation at home", k=1)[0].document_id == 2  # meaning
-    assert vectors.search("ada", "liveness probe", k=1)[0].document_id == 3  # exact rare words (BM25)
-    assert vectors.search("nobody", "bread") == []
+    assert vectors.search(ADA, "bread fermentation at home", k=1)[0].document_id == 2  # meaning
+    assert vectors.search(ADA, "liveness probe", k=1)[0].document_id == 3  # exact rare words (BM25)
+    assert vectors.search(NOBODY, "bread") == []
     with pytest.raises(ValueError, match="empty"):
-        vectors.search("ada", "   ")
+        vectors.search(ADA, "   ")
 
 
 def test_filters_by_platform_and_kind(vectors: VectorStore) -> None:
-    blog = vectors.search("ada", "outage", k=5, platform=Platform.blog)
+    blog = vectors.search(ADA, "outage", k=5, platform=Platform.blog)
     assert {h.document_id for h in blog} == {2, 3} and blog[0].document_id == 3
-    assert [h.document_id for h in vectors.search("ada", "outage", k=5, kind=Kind.code)] == [4]
-    assert vectors.search("ada", "outage", platform=Platform.x) == []
+    assert [h.document_id for h in vectors.search(ADA, "outage", k=5, kind=Kind.code)] == [4]
+    assert vectors.search(ADA, "outage", platform=Platform.x) == []
 
 
 def test_new_versions_and_deletions_are_searchable_at_once(vectors: VectorStore) -> None:
-    assert all("Croissant" not in h.text for h in vectors.search("ada", "croissant lamination", k=5))
-    vectors.delete_documents([2], "ada")
+    assert all("Croissant" not in h.text for h in vectors.search(ADA, "croissant lamination", k=5))
+    vectors.delete_documents([2], ADA)
     vectors.upsert_chunks([chunk(2, Platform.blog, Kind.article, "Croissant lamination: fold the butter in thirds.",
                                  version=2)])
-    hit = vectors.search("ada", "croissant lamination", k=1)[0]
+    hit = vectors.search(ADA, "croissant lamination", k=1)[0]
     assert (hit.document_id, hit.version) == (2, 2) and "Croissant" in hit.text
-    vectors.delete_documents([2, 3], "ada")
-    assert {h.document_id for h in vectors.search("ada", "croissant lamination liveness probe", k=5)} == {1, 4}
-    assert vectors.count("ada") == 2
+    vectors.delete_documents([2, 3], ADA)
+    assert {h.document_id for h in vectors.search(ADA, "croissant lamination liveness probe", k=5)} == {1, 4}
+    assert vectors.count(ADA) == 2

@@ -33,13 +33,14 @@ def build_tools(
     """The agent's tools for `author`; `ingest_links` refuses any link not in `allowed_links`."""
     from tools.evaluate import make_evaluate_draft
     from tools.generate import make_generate_draft
-    from tools.ingest import make_ingest_links
+    from tools.ingest import RunLinks, make_ingest_links
     from tools.retrieve import make_retrieve
 
     options = options or ToolOptions()
+    run_links = RunLinks()
     return [
-        make_ingest_links(deps, author, allowed_links, options),
-        make_retrieve(deps, author, options),
+        make_ingest_links(deps, author, allowed_links, options, run_links),
+        make_retrieve(deps, author, options, run_links),
         make_generate_draft(deps, author, options, exclude_urls=allowed_links),
         make_evaluate_draft(deps, author, options, exclude_urls=allowed_links),
     ]

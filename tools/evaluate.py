@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import Critique
 from tools.options import ToolOptions
-from twin.domain import Adapter, Author, Platform
+from twin.domain import Adapter, Author, Platform, own_writing
 from twin.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,11 +59,11 @@ class AuthorScorers:
 
 def generic_voice_texts(settings: Settings, author: Author, adapter: Adapter | None) -> list[str]:
     """The base model's answers from the active adapter's DPO data (the generic voice), if it has any."""
-    from evals.variants import adapter_dataset_dir
+    from training.dataset import adapter_dataset_dir
 
     if adapter is None:
         return []
-    dataset_dir = adapter_dataset_dir(settings, author.name, adapter)
+    dataset_dir = adapter_dataset_dir(settings, author, adapter)
     pairs_file = dataset_dir / "dpo_train.jsonl" if dataset_dir else None
     if pairs_file is None or not pairs_file.exists():
         return []
@@ -82,7 +82,7 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     from evals.style import StyleProfile
 
     excluded = set(exclude_urls)
-    documents = [d for d in deps.store.list_documents(author) if d.url not in excluded]
+    documents = [d for d in own_writing(deps.store.list_documents(author)) if d.url not in excluded]
     adapter = deps.store.active_adapter(author)
     key = ("scorers", author.id)
     signature = (tuple(sorted((d.id, d.version) for d in documents)), adapter.id if adapter else None)

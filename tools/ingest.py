@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from langchain_core.tools import BaseTool, StructuredTool
@@ -11,10 +12,18 @@ from pydantic import BaseModel, Field
 from agents.prompts import format_passages_for_model
 from agents.schemas import Passage
 from tools.options import ToolOptions
-from twin.domain import Author, Document, IngestReport, UrlProblem
+from twin.domain import Author, Document, IngestReport, Kind, UrlProblem
 
 if TYPE_CHECKING:
     from agents.deps import AgentDeps
+
+
+@dataclass
+class RunLinks:
+    """What one run's links became. `retrieve` searches these reference pages and no others: a linked
+    page grounds the run that linked it, and is never the author's own writing."""
+
+    reference_ids: set[int] = field(default_factory=set)
 
 
 class IngestLinksInput(BaseModel):
@@ -49,7 +58,8 @@ def excerpt(document: Document, max_words: int) -> str:
 
 
 def make_ingest_links(
-    deps: AgentDeps, author: Author, allowed_links: Sequence[str], options: ToolOptions
+    deps: AgentDeps, author: Author, allowed_links: Sequence[str], options: ToolOptions,
+    run_links: RunLinks | None = None,
 ) -> BaseTool:
     from ingestion.pipeline import ingest_urls
 
@@ -69,6 +79,8 @@ def make_ingest_links(
             async with deps.ingest_lock:
                 report = await ingest_urls(deps.ingestion, author, wanted)
         documents = deps.store.list_documents(author, ids=report.document_ids) if report.document_ids else []
+        if run_links is not None:
+            run_links.reference_ids.update(d.id for d in documents if d.kind is Kind.reference)
         passages = [
             Passage(origin="link", url=d.url, title=d.title, text=excerpt(d, options.link_excerpt_words), document_id=d.id)
             for d in documents
@@ -82,7 +94,8 @@ def make_ingest_links(
     return StructuredTool.from_function(
         coroutine=ingest_links,
         name="ingest_links",
-        description="Fetch and store the pages behind the user's links, and return an excerpt of each.",
+        description="Read the pages behind the user's links (each page only, as reference material) and "
+                    "return an excerpt of each.",
         args_schema=IngestLinksInput,
         response_format="content_and_artifact",
     )

@@ -19,6 +19,7 @@ URL and the seed, so adding documents never moves old ones between splits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -30,7 +31,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from twin.chat import ME, parse_chat
-from twin.domain import PRIVATE_KINDS, Document, FeedbackPair, Kind, Platform, TwinError
+from twin.domain import (
+    PRIVATE_KINDS,
+    Adapter,
+    Author,
+    Document,
+    FeedbackPair,
+    Kind,
+    Platform,
+    TwinError,
+    author_folder,
+    own_writing,
+    validate_author_name,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -103,7 +116,6 @@ class PreferencePair(BaseModel):
     """Set for a preference the author gave in the inbox (`twin.store.DocumentStore.list_feedback_pairs`)."""
 
 
-
 class SplitStats(BaseModel):
     examples: int
     documents: int
@@ -114,7 +126,6 @@ class SplitStats(BaseModel):
     private_sources: list[str] = Field(default_factory=list)
     """Private chat sources whose conversations are in this split (so the page can say which adapters
     were trained on a chat, and removing the chat finds the snapshots that hold it)."""
-
 
 
 class DatasetBundle(BaseModel):
@@ -302,7 +313,8 @@ def _ids(value: Any) -> list[int]:
 
 
 def usable_documents(documents: Sequence[Document]) -> list[Document]:
-    return [d for d in documents
+    """The author's prose: no code, and no linked reference pages (someone else's writing)."""
+    return [d for d in own_writing(documents)
             if d.kind != Kind.code and d.kind not in PRIVATE_KINDS and d.clean_text.strip()]
 
 
@@ -396,7 +408,6 @@ def feedback_preferences(
             feedback_id=pair.id,
         ))
     return out
-
 
 
 def check_enough_text(author: str, documents: Sequence[Document], min_words: int) -> int:
@@ -515,7 +526,7 @@ def build_datasets(
     train = settings.train
     record = store.get_author(author)
     documents = usable_documents(store.list_documents(record))
-    all_documents = store.list_documents(record)
+    all_documents = own_writing(store.list_documents(record))
     check_enough_text(author, documents, train.min_words)
 
     model_path = model_path or resolve_base_model(settings)
@@ -607,3 +618,20 @@ def build_datasets(
         dpo=dpo,
         skipped_documents=len(all_documents) - len(documents),
     )
+
+
+def adapter_dataset_dir(settings: Settings, author: Author, adapter: Adapter) -> Path | None:
+    """The dataset snapshot the adapter was trained on (`training.job` writes it under the job id, in the
+    author's id folder; adapters trained before that have it under a folder named after the author)."""
+    job_id = str(adapter.metrics.get("job_id") or "")
+    if not job_id:
+        return None
+    folders = [author_folder(author)]
+    with contextlib.suppress(TwinError):
+        if validate_author_name(author.name) == author.name:  # never a path that leaves datasets_dir
+            folders.append(author.name)
+    for folder in folders:
+        path = settings.datasets_dir / folder / job_id[:8]
+        if (path / "sft_test.jsonl").exists() and (path / "sft_train.jsonl").exists():
+            return path
+    return None

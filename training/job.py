@@ -33,7 +33,7 @@ from training.dataset import (
     usable_documents,
 )
 from training.train_loop import ADAPTER_DIR, CONFIG_FILE, Stage, WorkerJob, train_loop
-from twin.domain import Adapter, Author, Conflict, Job, JobStatus, TwinError, Unavailable
+from twin.domain import Adapter, Author, Conflict, Job, JobStatus, TwinError, Unavailable, author_folder
 from twin.models import check_base_model
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ def _prefixed(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
 def next_adapter_dir(store: DocumentStore, settings: Settings, author: Author) -> tuple[int, Path]:
     versions = [a.version for a in store.list_adapters(author)]
     version = max(versions, default=0) + 1
-    return version, settings.adapters_dir / author.name / f"v{version}"
+    return version, settings.adapters_dir / author_folder(author) / f"v{version}"
 
 
 # the job -----------------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def train(
             })}
         )
         bundle: DatasetBundle = build_datasets(
-            store, author.name, train_settings, settings.datasets_dir / author.name / job_id[:8],
+            store, author.name, train_settings, settings.datasets_dir / author_folder(author) / job_id[:8],
             with_dpo=config.dpo, model_path=base_model_path, rejected_fn=_on_ray(generate_rejected, config),
         )
         report(TrainProgress(stage="dataset", event="end", message=f"{bundle.stats['train'].examples} examples"))

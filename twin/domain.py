@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import unicodedata
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,6 @@ class Platform(str, enum.Enum):
     author's conversational voice, never a platform to draft for nor a source of drafts' material."""
 
 
-
 class Kind(str, enum.Enum):
     post = "post"
     article = "article"
@@ -31,6 +31,15 @@ class Kind(str, enum.Enum):
     note = "note"
     chat = "chat"
     """One conversation of a private chat (see `PRIVATE_KINDS`)."""
+    reference = "reference"
+    """A page someone else wrote, linked in a chat request (or any link that is not one of the author's
+    sources): it grounds that run's drafts, and is never the author's writing (style examples, "own
+    writing" retrieval, training data, voice scorer) unless the user promotes it."""
+
+
+def own_writing(documents: Iterable[Document]) -> list[Document]:
+    """The author's own writing among `documents`: every kind but linked reference pages."""
+    return [d for d in documents if d.kind is not Kind.reference]
 
 
 PRIVATE_KINDS = frozenset({Kind.chat})
@@ -98,6 +107,12 @@ class Author(BaseModel):
     id: int
     name: str
     created_at: datetime
+
+
+def author_folder(author: Author) -> str:
+    """The folder name for an author's files (adapters, datasets, reports): their id, never their name,
+    which is free text (other scripts, dots, spaces) and would otherwise be a path component."""
+    return f"author-{author.id}"
 
 
 class Source(BaseModel):
@@ -173,6 +188,7 @@ class Chunk(BaseModel):
     document_id: int
     version: int
     author: str
+    author_id: int
     platform: Platform
     kind: Kind
     url: str

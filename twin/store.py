@@ -644,6 +644,23 @@ class DocumentStore:
                 self._record_choices(conn, draft_id)
         return self.get_draft(draft_id)
 
+    # reference pages -------------------------------------------------------------------------
+    def find_document(self, author: Author, url: str) -> Document | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._documents_query().where(
+                t.documents.c.author_id == author.id, t.documents.c.url == url)).first()
+        return Document(**_row(row)) if row else None
+
+    def set_document_kind(self, document_id: int, kind: Kind) -> Document:
+        """Change a document's kind (promoting a reference page to the author's writing, say); its chunks
+        must be embedded again, as the kind decides where they live."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(t.documents.update().where(t.documents.c.id == document_id)
+                                   .values(kind=kind.value, embedded_version=None)).rowcount
+        if not updated:
+            raise NotFound(f"No document with id {document_id}.")
+        return self.get_document(document_id)
+
     # feedback pairs (the inbox as preferences) --------------------------------------------------
     @staticmethod
     def _brief(conn: sa.Connection, run_id: str | None) -> str | None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from twin.domain import Chunk, Kind, Platform, SearchHit
+from twin.domain import Author, Chunk, Kind, Platform, SearchHit
 from twin.models import resolve_bm25_dir, resolve_embed_model
 from twin.settings import Settings
 
 DENSE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SPARSE_MODEL_NAME = "Qdrant/bm25"
+REFERENCES_SUFFIX = ".references"
+_AUTHOR_COLLECTION = re.compile(r"id\.\d+(?:\.references)?")
+"""What follows ``<collection>__`` in an id-keyed collection name. The old name slugs never held a dot,
+so anything else there is an old collection, and no author name can land on an id-keyed one."""
 
 
 class Embedder:
@@ -53,11 +57,14 @@ class Embedder:
 
 
 class VectorStore:
-    """Chunks in Qdrant, one collection per author (``<collection>__<author>``).
+    """Chunks in Qdrant, two collections per author, named by the author's id: ``<collection>__id.<id>``
+    for their own writing and ``<collection>__id.<id>.references`` for pages linked in chat requests
+    (reference material, searched only for the run that linked them). Ids, not names: names collide once
+    slugged ("José"/"Jos", every non-Latin name), and every search also filters on the ``author_id``
+    payload, so a chunk filed in the wrong collection is still never another author's hit.
 
-    A collection per author keeps an author's search free of a payload filter: embedded Qdrant evaluates
-    filters point by point in Python (~0.2 s per query at 3k points, measured), while an unfiltered
-    query over one author's few thousand chunks takes ~10 ms. On a Qdrant server the same layout works.
+    A collection per author keeps search cheap: embedded Qdrant evaluates filters point by point in
+    Python, so the author filter only ever scans one author's points.
 
     Every chunk carries its dense and BM25 sparse vectors in both modes, so a collection moves to a server
     as it is. What differs is the BM25 half of a search: a Qdrant server scores sparse vectors natively,
@@ -84,19 +91,25 @@ class VectorStore:
     def close(self) -> None:
         self.client.close()
 
-    def collection_for(self, author: str) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", author).strip("-") or "author"
-        return f"{self.collection}__{slug}"
+    def collection_for(self, author: Author | int, *, references: bool = False) -> str:
+        author_id = author if isinstance(author, int) else author.id
+        return f"{self.collection}__id.{author_id}" + (REFERENCES_SUFFIX if references else "")
 
-    def _author_collections(self) -> list[str]:
+    def _collections_of(self, author: Author | None) -> list[str]:
+        if author is not None:
+            return [self.collection_for(author), self.collection_for(author, references=True)]
+        return [f"{self.collection}__{rest}" for rest in self._suffixes() if _AUTHOR_COLLECTION.fullmatch(rest)]
+
+    def _suffixes(self) -> list[str]:
+        """What follows ``<collection>__`` in the names of this store's collections."""
         prefix = f"{self.collection}__"
-        return [c.name for c in self.client.get_collections().collections if c.name.startswith(prefix)]
+        return [c.name.removeprefix(prefix) for c in self.client.get_collections().collections
+                if c.name.startswith(prefix)]
 
-    def llama_store(self, author: str) -> Any:
-        """LlamaIndex's hybrid Qdrant store over the author's collection (created on first write)."""
+    def llama_store(self, name: str) -> Any:
+        """LlamaIndex's hybrid Qdrant store over one collection (created on first write)."""
         from llama_index.vector_stores.qdrant import QdrantVectorStore
 
-        name = self.collection_for(author)
         if name not in self._llama_stores:
             self._llama_stores[name] = QdrantVectorStore(
                 collection_name=name,
@@ -110,15 +123,17 @@ class VectorStore:
         return self._llama_stores[name]
 
     def upsert_chunks(self, chunks: Sequence[Chunk]) -> int:
-        """Embed and store chunks; ids are deterministic, so storing the same chunk twice is a no-op."""
+        """Embed and store chunks; ids are deterministic, so storing the same chunk twice is a no-op.
+        Reference chunks go to the author's references collection, everything else to their own."""
         from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
         if not chunks:
             return 0
         embeddings = self.embedder.embed_documents([c.text for c in chunks])
-        by_author: dict[str, list[TextNode]] = {}
+        by_collection: dict[str, list[TextNode]] = {}
         for chunk, embedding in zip(chunks, embeddings, strict=True):
-            by_author.setdefault(chunk.author, []).append(
+            name = self.collection_for(chunk.author_id, references=chunk.kind is Kind.reference)
+            by_collection.setdefault(name, []).append(
                 TextNode(
                     id_=chunk.id,
                     text=chunk.text,
@@ -128,28 +143,31 @@ class VectorStore:
                     relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(chunk.document_id))},
                 )
             )
-        for author, nodes in by_author.items():
-            self.llama_store(author).add(nodes)
-            self._bm25_indexes.pop(self.collection_for(author), None)
+        for name, nodes in by_collection.items():
+            self.llama_store(name).add(nodes)
+            self._bm25_indexes.pop(name, None)
         return len(chunks)
 
-    def delete_documents(self, document_ids: Sequence[int], author: str | None = None) -> None:
-        """Remove the documents' chunks (from the author's collection, or from every author's)."""
+    def delete_documents(self, document_ids: Sequence[int], author: Author | None = None) -> None:
+        """Remove the documents' chunks (from the author's collections, or from every author's)."""
         if not document_ids:
             return
-        names = [self.collection_for(author)] if author is not None else self._author_collections()
         selector = models.FilterSelector(
             filter=models.Filter(
                 must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=[str(d) for d in document_ids]))]
             )
         )
-        for name in names:
+        for name in self._collections_of(author):
             if self.client.collection_exists(name):
                 self.client.delete(name, points_selector=selector)
             self._bm25_indexes.pop(name, None)
 
-    def count(self, author: str | None = None, document_id: int | None = None) -> int:
-        names = [self.collection_for(author)] if author is not None else self._author_collections()
+    def count(self, author: Author | None = None, document_id: int | None = None, *,
+              references: bool | None = False) -> int:
+        """Chunks stored (of the author's own writing by default; ``references=None`` counts both)."""
+        names = self._collections_of(author)
+        if references is not None:
+            names = [n for n in names if n.endswith(REFERENCES_SUFFIX) == references]
         conditions = []
         if document_id is not None:
             conditions.append(models.FieldCondition(key="doc_id", match=models.MatchValue(value=str(document_id))))
@@ -162,32 +180,50 @@ class VectorStore:
 
     def search(
         self,
-        author: str,
+        author: Author,
         query: str,
         k: int = 5,
         platform: Platform | None = None,
         kind: Kind | None = None,
     ) -> list[SearchHit]:
-        """Hybrid (dense + BM25, relative-score fusion) retrieval through LlamaIndex over the author's chunks."""
-        from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+        """Hybrid (dense + BM25, relative-score fusion) retrieval through LlamaIndex over the author's own
+        writing (never reference pages)."""
+        from llama_index.core.vector_stores import MetadataFilter
 
-        if not query.strip():
-            raise ValueError("The search query is empty.")
-        if not self.client.collection_exists(self.collection_for(author)):
-            return []
         filters = []
         if platform:
             filters.append(MetadataFilter(key="platform", value=platform.value))
         if kind:
             filters.append(MetadataFilter(key="kind", value=kind.value))
-        metadata_filters = MetadataFilters(filters=filters) if filters else None
+        return self._search(self.collection_for(author), author, query, k, filters)
+
+    def search_references(self, author: Author, query: str, document_ids: Sequence[int], k: int = 5) -> list[SearchHit]:
+        """The same search over the reference pages `document_ids` (a run's links) of the author."""
+        from llama_index.core.vector_stores import FilterOperator, MetadataFilter
+
+        if not document_ids:
+            return []
+        filters = [MetadataFilter(key="doc_id", operator=FilterOperator.IN, value=[str(d) for d in document_ids])]
+        return self._search(self.collection_for(author, references=True), author, query, k, filters)
+
+    def _search(self, name: str, author: Author, query: str, k: int, filters: list[Any]) -> list[SearchHit]:
+        from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+        if not query.strip():
+            raise ValueError("The search query is empty.")
+        if not self.client.collection_exists(name):
+            return []
+        # The collection is the author's already; the filter is a second wall against a misfiled chunk.
+        metadata_filters = MetadataFilters(filters=[MetadataFilter(key="author_id", value=author.id), *filters])
         if self._server:
-            retriever = self.qdrant_hybrid_retriever(author, k, metadata_filters)
+            retriever = self.qdrant_hybrid_retriever(name, k, metadata_filters)
         else:
-            retriever = self.fusion_retriever(author, k, metadata_filters)
+            retriever = self.fusion_retriever(name, k, metadata_filters)
         hits = []
         for result in retriever.retrieve(query):
             meta: dict[str, Any] = result.node.metadata
+            if meta.get("author_id") != author.id:
+                continue
             hits.append(
                 SearchHit(
                     text=result.node.get_content(),
@@ -203,16 +239,58 @@ class VectorStore:
             )
         return hits
 
+    def adopt_legacy_collections(self, author_ids: Mapping[str, int]) -> list[int]:
+        """Move chunks out of collections named by the old name slug (``<collection>__<slug>``) into the
+        id-keyed ones, vectors and all (nothing is embedded again), then drop the old collections.
 
-    def qdrant_hybrid_retriever(self, author: str, k: int, filters: Any) -> Any:
+        The old slug mixed authors up, but each point's payload has the author's exact name, which
+        `author_ids` (name -> id) maps to its owner; points of authors that no longer exist are dropped.
+        Returns the ids of authors whose points could not be moved (their documents need embedding again).
+        """
+        legacy = [f"{self.collection}__{rest}" for rest in self._suffixes() if "." not in rest]
+        failed: set[int] = set()
+        for name in legacy:
+            params = self.client.get_collection(name).config.params
+            offset = None
+            while True:
+                points, offset = self.client.scroll(name, limit=256, offset=offset, with_payload=True,
+                                                    with_vectors=True)
+                by_target: dict[str, list[models.PointStruct]] = {}
+                for point in points:
+                    payload = dict(point.payload or {})
+                    author_id = author_ids.get(str(payload.get("author")))
+                    if author_id is None:
+                        continue
+                    payload["author_id"] = author_id
+                    target = self.collection_for(author_id, references=payload.get("kind") == Kind.reference.value)
+                    by_target.setdefault(target, []).append(
+                        models.PointStruct(id=point.id, vector=point.vector or {}, payload=payload))
+                for target, batch in by_target.items():
+                    try:
+                        if not self.client.collection_exists(target):
+                            self.client.create_collection(target, vectors_config=params.vectors,
+                                                          sparse_vectors_config=params.sparse_vectors)
+                        self.client.upsert(target, points=batch)
+                    except Exception:  # noqa: BLE001 - the SQL store keeps the text: re-embed instead
+                        failed.add(int(batch[0].payload["author_id"]))  # type: ignore[index]
+                    self._bm25_indexes.pop(target, None)
+                    self._llama_stores.pop(target, None)
+                if offset is None:
+                    break
+            self.client.delete_collection(name)
+            self._bm25_indexes.pop(name, None)
+            self._llama_stores.pop(name, None)
+        return sorted(failed)
+
+    def qdrant_hybrid_retriever(self, name: str, k: int, filters: Any) -> Any:
         """Dense and sparse both scored by the Qdrant server, fused by LlamaIndex's Qdrant store."""
         from llama_index.core import VectorStoreIndex
 
-        index = VectorStoreIndex.from_vector_store(self.llama_store(author), embed_model=self.embedder.dense)
+        index = VectorStoreIndex.from_vector_store(self.llama_store(name), embed_model=self.embedder.dense)
         return index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=k,
                                   sparse_top_k=max(k * 2, 10), filters=filters)
 
-    def fusion_retriever(self, author: str, k: int, filters: Any) -> Any:
+    def fusion_retriever(self, name: str, k: int, filters: Any) -> Any:
         """Dense from embedded Qdrant plus BM25 from bm25s, fused by relative score (as the Qdrant store
         fuses its hybrid results), all LlamaIndex retrievers."""
         from llama_index.core import VectorStoreIndex
@@ -220,9 +298,9 @@ class VectorStore:
         from llama_index.core.retrievers import QueryFusionRetriever
 
         candidates = max(k * 2, 10)
-        index = VectorStoreIndex.from_vector_store(self.llama_store(author), embed_model=self.embedder.dense)
+        index = VectorStoreIndex.from_vector_store(self.llama_store(name), embed_model=self.embedder.dense)
         retrievers = [index.as_retriever(similarity_top_k=candidates, filters=filters)]
-        bm25 = self._bm25_index(author)
+        bm25 = self._bm25_index(name)
         if bm25 is not None:
             try:
                 bm25_top_k = min(candidates, int(bm25.scores["num_docs"]))
@@ -235,13 +313,12 @@ class VectorStore:
             llm=MockLLM(),  # never called: num_queries=1 asks for no generated queries
         )
 
-    def _bm25_index(self, author: str) -> Any:
+    def _bm25_index(self, name: str) -> Any:
         import bm25s
         import Stemmer
         from llama_index.core.schema import MetadataMode
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-        name = self.collection_for(author)
         if name in self._bm25_indexes:
             return self._bm25_indexes[name]
         corpus, texts = [], []
@@ -283,6 +360,7 @@ def _matching_bm25_retriever() -> type:
 def _payload(chunk: Chunk) -> dict[str, Any]:
     return {
         "author": chunk.author,
+        "author_id": chunk.author_id,
         "platform": chunk.platform.value,
         "kind": chunk.kind.value,
         "version": chunk.version,

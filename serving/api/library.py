@@ -29,6 +29,11 @@ class DocumentSummary(BaseModel):
     published_at: str | None
 
 
+def summarize(d: Document) -> DocumentSummary:
+    return DocumentSummary(id=d.id, url=d.url, platform=d.platform, kind=d.kind, title=d.title, version=d.version,
+                           words=d.word_count, published_at=d.published_at.isoformat() if d.published_at else None)
+
+
 class AuthorController(Controller):
     path = "/api/authors"
     tags = ["library"]
@@ -92,11 +97,13 @@ class AuthorController(Controller):
         self, service: TwinService, author: str, platform: Platform | None = None, kind: Kind | None = None
     ) -> list[DocumentSummary]:
         docs: list[Document] = service.db.list_documents(service.author(author), platform=platform, kind=kind)
-        return [
-            DocumentSummary(id=d.id, url=d.url, platform=d.platform, kind=d.kind, title=d.title, version=d.version,
-                            words=d.word_count, published_at=d.published_at.isoformat() if d.published_at else None)
-            for d in docs
-        ]
+        return [summarize(d) for d in docs]
+
+    @post("/{author:str}/documents/{document_id:int}/promote", operation_id="promoteDocument", status_code=200)
+    async def promote_document(self, service: TwinService, author: str, document_id: int) -> DocumentSummary:
+        """Make a page linked in a chat request (stored as reference material: never a style example,
+        an own-writing search hit or training data) part of the author's own writing."""
+        return summarize(await service.promote_document(author, document_id))
 
     @get("/{author:str}/search", operation_id="search")
     async def search(

@@ -124,6 +124,12 @@ class LibraryPages(Controller):
         return Template(template_name="partials/documents.html",
                         context=_documents(service, service.author(author), platform))
 
+    @post("/authors/{author:str}/documents/{document_id:int}/promote", name="promote_document")
+    async def promote_document(self, service: TwinService, author: str, document_id: int) -> Template:
+        person = service.author(author)
+        await service.promote_document(author, document_id)
+        return Template(template_name="partials/documents.html", context=_documents(service, person, None))
+
     @post("/authors/{author:str}/train", name="train")
     async def train(self, service: TwinService, author: str, data: Annotated[TrainForm, Form]) -> Template:
         job = service.start_training(author, TrainRequest(workers=data.workers, max_steps=data.max_steps,
