@@ -475,7 +475,7 @@ class _SourceCollector:
             published_at=(entry.published_at if entry else None) or extracted.published_at,
             text=extracted.text_markdown,
             page=page.validators(),
-            metadata=_drop_empty({
+            metadata={
                 "source_url": self.url,
                 "fetched_url": page.url,
                 "extractor": extracted.extractor,
@@ -483,7 +483,7 @@ class _SourceCollector:
                 "description": extracted.description,
                 "site_name": extracted.site_name,
                 "tags": sorted(set(extracted.tags) | set(entry.tags if entry else [])),
-            }),
+            },
         )
 
     def _document_from_feed_content(self, entry: FeedEntry, default_kind: Kind, listing_url: str) -> RawDocument | None:
@@ -501,8 +501,8 @@ class _SourceCollector:
             title=entry.title or extracted.title,
             published_at=entry.published_at,
             text=extracted.text_markdown,
-            metadata=_drop_empty({"source_url": self.url, "listed_in": listing_url, "extractor": "feed:" +
-                                  extracted.extractor, "tags": sorted(set(entry.tags))}),
+            metadata={"source_url": self.url, "listed_in": listing_url, "extractor": "feed:" + extracted.extractor,
+                      "tags": sorted(set(entry.tags))},
         )
 
 
@@ -542,6 +542,4 @@ def _is_listing_url(url: str) -> bool:
     return not segments or segments[0] in _LISTING_SEGMENTS
 
 
-def _drop_empty(values: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in values.items() if v not in (None, "", [], {})}
 

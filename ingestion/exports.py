@@ -392,14 +392,10 @@ def _read_linkedin(
                     published_at=_parse_date(row.get("date")),
                     text=text,
                     metadata={
-                        key: value
-                        for key, value in {
-                            "shared_url": row.get("sharedurl", "").strip(),
-                            "media_url": row.get("mediaurl", "").strip(),
-                            "visibility": row.get("visibility", "").strip(),
-                            "source": "linkedin-export",
-                        }.items()
-                        if value
+                        "shared_url": row.get("sharedurl", "").strip(),
+                        "media_url": row.get("mediaurl", "").strip(),
+                        "visibility": row.get("visibility", "").strip(),
+                        "source": "linkedin-export",
                     },
                 )
             )
@@ -482,14 +478,10 @@ def _read_substack(reader: _ArchiveReader, posts_csv: zipfile.ZipInfo, publicati
                 published_at=_parse_date(row.get("post_date")),
                 text=text,
                 metadata={
-                    key: value
-                    for key, value in {
-                        "subtitle": row.get("subtitle", "").strip(),
-                        "type": row.get("type", "").strip(),
-                        "audience": row.get("audience", "").strip(),
-                        "source": "substack-export",
-                    }.items()
-                    if value
+                    "subtitle": row.get("subtitle", "").strip(),
+                    "type": row.get("type", "").strip(),
+                    "audience": row.get("audience", "").strip(),
+                    "source": "substack-export",
                 },
             )
         )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 
 class Platform(str, enum.Enum):
@@ -152,8 +152,14 @@ class RawDocument(BaseModel):
     text: str
     """Main text as markdown (extracted from HTML, or as found in an export)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """What the collector or export knew beyond the text; empty values are dropped."""
     page: PageValidators | None = None
     """Set for documents fetched from a web page: stored so the next run can skip the page if unchanged."""
+
+    @field_validator("metadata")
+    @classmethod
+    def _drop_empty_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in metadata.items() if value not in (None, "", [], {})}
 
 
 class Document(BaseModel):
