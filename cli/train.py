@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.context import console, open_store, print_json, settings, user_errors
-from twin.domain import Adapter, NotFound
+from twin.domain import Adapter, NotFound, TwinError
 
 
 class _DefaultListGroup(typer.core.TyperGroup):
@@ -56,6 +56,11 @@ def train(
     epochs: float | None = typer.Option(None, "--epochs", help="SFT epochs (capped by --max-steps)."),
     gpu: bool | None = typer.Option(None, "--gpu/--cpu", help="Train on GPUs (NCCL) or CPUs (gloo)."),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
+    feedback_only: bool = typer.Option(
+        False, "--feedback-only",
+        help="DPO on the inbox's preference pairs alone (your edits and approve-over-discard choices): no "
+        "base-model answers are generated, so the DPO stage is short. Combine with --max-steps for a short SFT.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the registered adapter as JSON."),
 ) -> None:
     """Fine-tune a LoRA twin of AUTHOR (SFT on their writing, then DPO) with Ray Train, and register it.
@@ -70,6 +75,16 @@ def train(
 
     config_settings = settings()
     with user_errors(), open_store() as store:
+        feedback = store.count_feedback_pairs(store.get_author(author))
+        if feedback_only:
+            if no_dpo or not sum(feedback.values()):
+                raise TwinError(f"--feedback-only needs DPO and inbox preferences; {author} has "
+                                f"{sum(feedback.values())} (edit or approve/discard drafts in the inbox first).")
+            config_settings.train.dpo_max_pairs = 0  # the dataset then holds the inbox's pairs only
+            dpo_pairs = 0
+        if not as_json:
+            console.print(f"inbox preferences for DPO: {feedback['edit']} edits, {feedback['choice']} "
+                          "approved-over-discarded choices")
         config = TrainConfig.from_settings(
             config_settings,
             workers=workers,

@@ -5,7 +5,8 @@
 1. builds the demo author's site, export ZIPs and git repo, and serves them on 127.0.0.1;
 2. starts the service (API, web page, Ray Serve model, scheduler) on embedded defaults;
 3. creates the demo author and their sources, collects the site and the repo (crawl4ai), imports the
-   LinkedIn and X exports, trains a first LoRA adapter (Ray Train, SFT then DPO) with a progress bar;
+   LinkedIn and X exports and (privately) a WhatsApp chat, trains a first LoRA adapter (Ray Train, SFT
+   then DPO) with a progress bar;
 4. prints the page's URL and serves until Ctrl-C.
 
 Running it again reuses what exists: the author, sources, unchanged documents and a trained adapter.
@@ -137,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             with export.open("rb") as fh:
                 job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/import", files={"data": (export.name, fh)}))
             print_report(IngestReport(**_follow(client, job, f"importing {export.name}")["result"]))
+        # A chat export written by us, imported the only way private messages are: asked for by name.
+        for chat in sorted((REPO_ROOT / "demo/exports/whatsapp").glob("*.txt")):
+            with chat.open("rb") as fh:
+                job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/import", params={"private": "true"},
+                                               files={"data": (chat.name, fh)}))
+            print_report(IngestReport(**_follow(client, job, f"importing {chat.name} (private)")["result"]))
 
         adapters = client.check(client.get(f"/api/authors/{DEMO_AUTHOR}/adapters"))
         if adapters:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from twin.chat import ME, THEM, ChatLine, render_chat
-from twin.domain import Author, IngestReport, Kind, Platform, RawDocument, TwinError
+from twin.domain import Author, IngestReport, Kind, Platform, RawDocument, TwinError, author_folder
 
 if TYPE_CHECKING:
     from twin.store import DocumentStore
@@ -594,7 +594,7 @@ def forget_private_source(
         vectors.delete_documents(ids, author)
     removed = store.remove_source(author, source_url)
     datasets = []
-    for stats_file in sorted((datasets_dir / author.name).glob("*/stats.json")):
+    for stats_file in sorted((datasets_dir / author_folder(author)).glob("*/stats.json")):
         try:
             stats = json.loads(stats_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):

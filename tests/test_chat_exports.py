@@ -28,7 +28,7 @@ from ingestion.chats import (
 from ingestion.exports import read_export
 from training.dataset import build_datasets, chat_turns
 from twin.chat import parse_chat
-from twin.domain import Kind, Platform, TwinError
+from twin.domain import Kind, Platform, TwinError, author_folder
 from twin.settings import Settings
 from twin.store import DocumentStore
 
@@ -282,7 +282,7 @@ def test_conversations_train_but_are_never_retrieved_and_removal_takes_everythin
         settings.train.min_words = 500
         settings.train.max_length = 256
         settings.train.dpo = False
-        out = settings.datasets_dir / "tova" / "job1"
+        out = settings.datasets_dir / author_folder(tova) / "job1"
         bundle = build_datasets(store, "tova", settings, out)
         chat_examples = [ex for ex in bundle.splits["train"] if ex.kind is Kind.chat]
         assert [ex.answer for ex in chat_examples] == [

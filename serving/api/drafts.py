@@ -6,7 +6,7 @@ from litestar import Controller, get, patch
 from pydantic import BaseModel, Field
 
 from serving.service import TwinService
-from twin.domain import Draft, DraftStatus, Platform
+from twin.domain import Draft, DraftStatus, FeedbackPair, Platform
 
 MAX_DRAFT_CHARS = 40_000
 
@@ -14,6 +14,11 @@ MAX_DRAFT_CHARS = 40_000
 class DraftUpdate(BaseModel):
     text: str | None = Field(default=None, min_length=1, max_length=MAX_DRAFT_CHARS)
     status: DraftStatus | None = None
+
+
+class FeedbackSummary(BaseModel):
+    counts: dict[str, int]
+    pairs: list[FeedbackPair]
 
 
 class DraftController(Controller):
@@ -32,6 +37,13 @@ class DraftController(Controller):
         drafts = service.db.list_drafts(author=service.author(author) if author else None, status=status,
                                         platform=platform)
         return [d for d in drafts if origin is None or d.origin == origin]
+
+    @get("/feedback", operation_id="listFeedbackPairs")
+    async def feedback(self, service: TwinService, author: str) -> FeedbackSummary:
+        """The author's inbox preferences (edits and approve-over-discard choices) that DPO trains on."""
+        person = service.author(author)
+        return FeedbackSummary(counts=service.db.count_feedback_pairs(person),
+                               pairs=service.db.list_feedback_pairs(person))
 
     @get("/{draft_id:int}", operation_id="getDraft")
     async def get_draft(self, service: TwinService, draft_id: int) -> Draft:

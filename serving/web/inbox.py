@@ -47,7 +47,12 @@ class InboxPages(Controller):
         if origin:
             drafts = [d for d in drafts if (d.origin == "schedule") == (origin == "schedule")]
         names = {a.id: a.name for a in service.db.list_authors()}
+        feedback = {"edit": 0, "choice": 0}
+        for someone in [person] if person else service.db.list_authors():
+            for kind, count in service.db.count_feedback_pairs(someone).items():
+                feedback[kind] = feedback.get(kind, 0) + count
         context = {
+            "feedback": {**feedback, "total": sum(feedback.values())},
             "drafts": [{"draft": d, "author_name": names.get(d.author_id, "?"), "editing": False} for d in drafts],
             "authors": sorted(names.values()),
             "filters": {"author": author or "", "status": status or "", "platform": platform or "",
