@@ -1,6 +1,6 @@
 """The LangGraph agent: plan -> ingest -> retrieve -> draft -> critique -> revise -> final.
 
-Public API (imported lazily so `import agents.prompts` stays light):
+Public API (imported lazily so `import agents.schemas` stays light):
 `run_agent`, `run_to_completion`, `resume_run`, `prepare_run`, `build_graph`, `AgentDeps`, `AgentContext`,
 `open_checkpointer`, `DraftRequest`, `RunResult`, `AgentEvent`, `DraftOut`.
 """

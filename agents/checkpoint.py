@@ -19,16 +19,8 @@ def state_types() -> list[type]:
     """Every non-builtin type the graph state holds (what a checkpoint may revive)."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-    from agents.schemas import (
-        Critique,
-        DraftOut,
-        DraftRequest,
-        Passage,
-        Plan,
-        ScoredDraft,
-        SourceRef,
-        ToolCallRecord,
-    )
+    from agents.schemas import DraftOut, DraftRequest, Plan, ScoredDraft, SourceRef, ToolCallRecord
+    from tools.schemas import Critique, Passage
     from twin.domain import Platform
 
     return [

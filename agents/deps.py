@@ -10,10 +10,10 @@ from twin.settings import Settings
 from twin.store import DocumentStore
 
 if TYPE_CHECKING:
-    from ingestion.pipeline import IngestionDeps
     from langchain_core.language_models import BaseChatModel
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
+    from ingestion.pipeline import IngestionDeps
     from serving.model_client import ModelClient
 
 

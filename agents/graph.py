@@ -26,8 +26,9 @@ from agents.plan import (
     tool_results,
 )
 from agents.prompts import planner_system_prompt
-from agents.schemas import DraftOut, Passage, ScoredDraft, SourceRef, ToolCallRecord
+from agents.schemas import DraftOut, ScoredDraft, SourceRef, ToolCallRecord
 from agents.state import InputState, State
+from tools.schemas import Passage
 
 NODES = ("plan", "agent", "tools", "collect", "ingest", "retrieve", "draft", "critique", "revise", "final")
 

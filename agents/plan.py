@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 
-from agents.schemas import DraftRequest, Passage, Plan, ToolCallRecord
+from agents.schemas import DraftRequest, Plan, ToolCallRecord
+from tools.schemas import Passage
 
 QUERY_CHARS = 300
 

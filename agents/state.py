@@ -8,7 +8,8 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
-from agents.schemas import DraftOut, DraftRequest, Passage, Plan, ScoredDraft, ToolCallRecord
+from agents.schemas import DraftOut, DraftRequest, Plan, ScoredDraft, ToolCallRecord
+from tools.schemas import Passage
 
 
 class InputState(TypedDict):

@@ -243,7 +243,7 @@ def has_preamble(text: str) -> bool:
 
 
 PROMPT_MARKER_RE = re.compile(r"<{3,}|>{3,}|\bSOURCE \d+\b")
-"""The product's prompt scaffolding (`agents.prompts.quote` wraps sources as ``<<<SOURCE 1 ... SOURCE 1>>>``)."""
+"""The product's prompt scaffolding (`tools.prompts.quote` wraps sources as ``<<<SOURCE 1 ... SOURCE 1>>>``)."""
 
 
 def echoes_prompt(text: str, instruction: str, min_words: int = 6) -> bool:

@@ -201,7 +201,7 @@ class VariantOutput(BaseModel):
 
 def retrieval_messages(instruction: str, passages: Sequence[str]) -> list[dict[str, str]]:
     """The training prompt format (one user turn) with the author's own passages quoted as source material."""
-    from agents.prompts import DATA_RULE, quote
+    from tools.prompts import DATA_RULE, quote
 
     if not passages:
         return [{"role": "user", "content": instruction}]

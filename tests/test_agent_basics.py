@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from conftest import load_corpus
 from pydantic import ValidationError
 
-from agents.prompts import draft_messages, quote
-from agents.schemas import DraftRequest, LimitExceeded, Passage
-from agents.style import build_style_card, pick_examples
-from conftest import load_corpus
+from agents.schemas import DraftRequest, LimitExceeded
+from tools.prompts import draft_messages, quote
+from tools.schemas import Passage
+from tools.style import build_style_card, pick_examples
 from twin.domain import Document, DraftStatus, Kind, NotFound, Platform, RunStatus
 from twin.settings import ServeSettings
 

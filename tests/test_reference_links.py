@@ -14,18 +14,18 @@ import time
 import uuid
 
 import pytest
-from litestar.testing import TestClient
-
 from agent_support import shared_world
+from litestar.testing import TestClient
+from webserver import TestSite, serve_site
+
 from agents.deps import AgentDeps
-from agents.style import build_style_card, pick_examples
 from evals.voice import other_authors_texts
 from ingestion.pipeline import promote_document
 from serving.app import create_app
 from tools import build_tools
+from tools.style import build_style_card, pick_examples
 from training.dataset import build_datasets
 from twin.domain import Conflict, Kind, NotFound, Platform, RawDocument
-from webserver import TestSite, serve_site
 
 PHRASE = "quokka ledger reconciliation"
 """In the linked page only: the tests look for it in every place the author's own writing is read."""

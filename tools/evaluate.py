@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from agents.schemas import Critique
 from tools.options import ToolOptions
+from tools.schemas import Critique
 from twin.domain import Adapter, Author, Platform, own_writing
 from twin.settings import Settings
 

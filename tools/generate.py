@@ -1,6 +1,6 @@
 """`generate_draft`: the twin model on Ray Serve (the author's active adapter) writes N alternative drafts.
 
-The prompt has the shape of the model's training data (see `agents.prompts.draft_messages`): for the adapter
+The prompt has the shape of the model's training data (see `tools.prompts.draft_messages`): for the adapter
 the training instruction alone (brief as title, topics as training's key phrases found them), for the bare
 base model the author's own posts as earlier conversation turns. N candidates go to the deployment at once
 (it batches them), each with its own seed, repetition controls and a token budget from the author's usual
@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.prompts import (
+from evals.hygiene import allowed_urls_text, clean_draft
+from evals.rules import PLATFORM_LIMITS, has_title_or_headings
+from evals.text import paragraphs
+from tools.options import ToolOptions
+from tools.prompts import (
     STOP_AT_QUOTE_MARKER,
     brief_instruction,
     brief_title,
     draft_messages,
     strip_quote_markers,
 )
-from agents.schemas import Passage
-from agents.style import StyleCard, build_style_card, pick_examples
-from evals.hygiene import allowed_urls_text, clean_draft
-from evals.rules import PLATFORM_LIMITS, has_title_or_headings
-from evals.text import paragraphs
-from tools.options import ToolOptions
+from tools.schemas import Passage
+from tools.style import StyleCard, build_style_card, pick_examples
 from twin.domain import Author, Platform
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from agents.prompts import format_passages_for_model
-from agents.schemas import Passage
 from tools.options import ToolOptions
+from tools.prompts import format_passages_for_model
+from tools.schemas import Passage
 from twin.domain import Author, Document, IngestReport, Kind, UrlProblem
 
 if TYPE_CHECKING:

@@ -378,7 +378,7 @@ def build_chat_examples(
 
 def feedback_instruction(pair: FeedbackPair, key_phrases: KeyPhrases | None) -> str:
     """The drafting instruction for an inbox preference, in the form the twin is asked with (the brief as
-    title when it is short, as the topic otherwise; like `agents.prompts.brief_instruction`)."""
+    title when it is short, as the topic otherwise; like `tools.prompts.brief_instruction`)."""
     what = PLATFORM_NAMES[pair.platform]
     brief = (pair.brief or "").strip()
     if not brief:
