@@ -3,10 +3,13 @@
 One replica holds the base model once. An author's adapter is loaded on first use through Serve's model
 multiplexing (the multiplexed model id is the adapter folder, so activating a new version means a new id and
 is served on the next request, no restart) into ONE ``PeftModel`` under its own adapter name. Requests are
-batched dynamically with ``@serve.batch``; a batch may mix adapters and the bare base model, because PEFT's
-``generate(adapter_names=[...])`` routes each row through its own adapter ("__base__" = none). Each step of
-the batched ``generate`` is fanned out to the callers as text deltas (token streaming); sampling parameters
-are per request, so one batch can hold greedy and sampled rows with different seeds and stops.
+batched continuously by default (`serving.engine.ContinuousEngine`: a request joins the running batch at the
+next decoding step, a finished row leaves at once); ``engine="static"`` (or a model whose cache the
+continuous engine cannot splice) batches with ``@serve.batch`` and one ``generate`` per batch instead. Either
+way a batch may mix adapters and the bare base model, because PEFT routes each row through its own adapter
+(``adapter_names=[...]``, "__base__" = none); each step is fanned out to the callers as text deltas (token
+streaming); sampling parameters are per request, so one batch can hold greedy and sampled rows with
+different seeds and stops.
 
     handle = deploy_model(settings)          # local Ray + Serve (or a cluster via settings.serve.ray_address)
     ModelClient(handle).generate(...)        # serving/model_client.py: the typed client
@@ -113,6 +116,8 @@ class ModelInfo(BaseModel):
     torch_threads: int
     loaded_adapters: list[str]
     max_batch_size: int
+    engine: Literal["continuous", "static"] = "static"
+    """How the replica batches (the configured engine, unless the model needs the static one)."""
 
 
 class ModelConfig(BaseModel):
@@ -129,6 +134,8 @@ class ModelConfig(BaseModel):
     batch_wait_timeout_s: float = Field(default=0.05, ge=0.0)
     max_new_tokens: int = Field(default=256, ge=1)
     max_adapters: int = Field(default=8, ge=1)
+    engine: Literal["continuous", "static"] = "continuous"
+    """``continuous``: iteration-level batching (serving/engine.py); ``static``: one ``generate`` per batch."""
 
     @classmethod
     def from_settings(cls, settings: Settings, base_model: str) -> ModelConfig:
@@ -141,6 +148,7 @@ class ModelConfig(BaseModel):
             batch_wait_timeout_s=serve_settings.batch_wait_timeout_s,
             max_new_tokens=serve_settings.max_new_tokens,
             max_adapters=serve_settings.max_adapters_per_replica,
+            engine=serve_settings.model_engine,
         )
 
 
@@ -504,27 +512,47 @@ class TwinModel:
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
-        # One thread owns the model: adapter loads, evictions and batches run there one after another.
+        # One thread owns the model: adapter loads, evictions and batches (or decoding steps) run there one
+        # after another.
         self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-model")
         self.engine = self._model_thread.submit(BatchEngine, config).result()
+        self.continuous: Any = None
+        """The `ContinuousEngine` (its own loop thread then owns the model); None: static batches."""
+        if config.engine == "continuous":
+            from serving.engine import ContinuousEngine, UnsupportedModel
+
+            try:
+                self.continuous = ContinuousEngine(self.engine, max_batch_size=config.max_batch_size)
+            except UnsupportedModel as exc:
+                log.warning("continuous batching unavailable, batching statically: %s", exc)
+            else:
+                self._model_thread.shutdown()
+                self.continuous.start()
         self._run_batch.set_max_batch_size(config.max_batch_size)
         self._run_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
 
         async def load_adapter(adapter_path: str) -> _LoadedAdapter:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._model_thread, self.engine.load_adapter, adapter_path)
+            if self.continuous is not None:
+                await asyncio.wrap_future(self.continuous.call(lambda: self.continuous.load_adapter(adapter_path)))
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._model_thread, self.engine.load_adapter, adapter_path)
             return _LoadedAdapter(adapter_path, self._unload_later)
 
         self._multiplexed_adapter = serve.multiplexed(max_num_models_per_replica=config.max_adapters)(load_adapter)
-        log.info("TwinModel ready: %s", self.engine.info().model_dump())
+        log.info("TwinModel ready (%s batching): %s", "continuous" if self.continuous else "static",
+                 self.engine.info().model_dump())
 
     def _unload_later(self, adapter_path: str) -> None:
-        # Queued behind the running batch on the model thread, never in the middle of one.
-        self._model_thread.submit(self.engine.unload_adapter, adapter_path)
+        # Queued behind the running step or batch on the model thread, never in the middle of one.
+        if self.continuous is not None:
+            self.continuous.call(lambda: self.continuous.unload_adapter(adapter_path))
+        else:
+            self._model_thread.submit(self.engine.unload_adapter, adapter_path)
 
     async def ready(self) -> ModelInfo:
         """A cheap probe: the replica answers while a batch is being generated."""
-        return self.engine.info()
+        return self.engine.info().model_copy(update={"engine": "continuous" if self.continuous else "static"})
 
     async def generate(self, request: GenerationRequest) -> Generation:
         final: Generation | None = None
@@ -538,12 +566,35 @@ class TwinModel:
         if adapter_path is not None:
             await self._multiplexed_adapter(adapter_path)
         job = self.engine.make_job(request, adapter_path)
+        if self.continuous is not None:
+            async for chunk in self._stream_continuous(job):
+                yield chunk
+            return
         steps = _enqueue_without_multiplexed_id(lambda: self._run_batch(job))
         async for chunks in steps:
             for chunk in chunks:
                 if chunk.final is not None:
                     chunk.final.base_model = self.config.base_model
                 yield chunk
+
+    async def _stream_continuous(self, job: GenerationJob) -> AsyncIterator[StreamChunk]:
+        """Submit to the running batch; relay this request's chunks until its final one."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[list[StreamChunk] | BaseException] = asyncio.Queue()
+        ticket = self.continuous.submit(job, lambda item: loop.call_soon_threadsafe(pieces.put_nowait, item))
+        try:
+            while True:
+                item = await pieces.get()
+                if isinstance(item, BaseException):
+                    raise item
+                for chunk in item:
+                    if chunk.final is not None:
+                        chunk.final.base_model = self.config.base_model
+                    yield chunk
+                    if chunk.final is not None:
+                        return
+        finally:
+            ticket.cancel()  # a caller that went away frees its slot at the next step
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def _run_batch(self, jobs: list[GenerationJob]) -> AsyncIterator[list[Any]]:
@@ -590,23 +641,21 @@ def build_model_app(settings: Settings) -> serve.Application:
 
 
 def start_ray_and_serve(settings: Settings, *, http: bool = False) -> bool:
-    """Attach to the configured Ray cluster, or start a local one; then start Serve (idempotent).
+    """Attach to the configured Ray cluster (setting or ``RAY_ADDRESS``), or start a local one; then start
+    Serve (idempotent).
 
     Serve's HTTP proxy stays off unless asked (handles need none); when on it binds `settings.serve`'s
     host and port, loopback by default. Returns True when this call started a local Ray (its owner should
     stop it with :func:`stop_local_ray`).
     """
-    import ray
+    from twin.ray_cluster import connect
 
-    started = False
-    if not ray.is_initialized():
-        if settings.serve.ray_address:
-            ray.init(address=settings.serve.ray_address, logging_level=logging.WARNING)
-        else:
-            # "local": a Ray of our own, never the cluster some other process started last on this machine.
-            ray.init(address="local", num_cpus=settings.serve.ray_num_cpus, include_dashboard=False,
-                     logging_level=logging.WARNING)
-            started = True
+    # The cluster named by the setting or RAY_ADDRESS, else a local Ray of our own (twin.ray_cluster).
+    started = connect(
+        settings,
+        local={"num_cpus": settings.serve.ray_num_cpus, "include_dashboard": False},
+        logging_level=logging.WARNING,
+    )
     proxy: dict[str, Any] = (
         {"proxy_location": "HeadOnly", "http_options": {"host": settings.serve.host, "port": settings.serve.port}}
         if http else {"proxy_location": "Disabled"}

@@ -136,6 +136,11 @@ class TrainSettings(BaseModel):
     storage_path: str | None = None
     """Where Ray Train keeps checkpoints; default ``<data_dir>/ray_results``. Shared storage
     (``s3://...``, NFS) on a multi-node cluster."""
+    keep_runs: int = 6
+    """Ray Train run folders kept under a local ``storage_path`` (newest first; a running or resumable job's
+    folders are always kept); older ones are deleted after each training job."""
+    resume_on_start: bool = True
+    """`twin serve` resumes, from their last checkpoint, the training jobs whose process died."""
     max_eval_examples: int = 64
     """Cap on held-out test examples scored for perplexity (base and adapter)."""
 
@@ -147,7 +152,12 @@ class ServeSettings(BaseModel):
     port: int = 8765
     api_token: str | None = None
     ray_address: str | None = None
-    """Attach to a cluster (``ray://...`` or ``auto``); empty starts a local Ray."""
+    """Attach to a cluster (``host:port``, ``ray://...`` or ``auto``); empty uses ``RAY_ADDRESS`` when set
+    (as `ray job submit` sets it), else starts a local Ray."""
+    ray_start_timeout_s: float = 180.0
+    """Time allowed to start a local Ray, all attempts together (Ray itself gives up on one attempt after
+    ~30 s on a loaded machine; a failed attempt's processes are ended before the next)."""
+    ray_start_attempts: int = 3
     max_batch_size: int = 8
     batch_wait_timeout_s: float = 0.05
     max_new_tokens: int = 256
@@ -167,6 +177,9 @@ class ServeSettings(BaseModel):
     """CPUs of the embedded local Ray (default: all)."""
     max_adapters_per_replica: int = 8
     """LoRA adapters kept loaded per replica (least recently used evicted)."""
+    model_engine: Literal["continuous", "static"] = "continuous"
+    """``continuous``: requests join the running batch at the next decoding step; ``static``: one ``generate``
+    per batch of requests (works for any Hugging Face model)."""
     model_start_timeout_s: float = 600.0
     model_probe_timeout_s: float = 5.0
     """How long the client waits for the deployment to answer a probe before reporting it unavailable."""

@@ -1,0 +1,265 @@
+"""The continuous-batching engine with the real SmolLM2 and real LoRA adapters, no Ray.
+
+Most tests drive `ContinuousEngine.step` on the test's own thread, so "joins at the next step" and "frees its
+slot at once" are counted in steps, not guessed from timings on a shared machine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.engine import ContinuousEngine
+from serving.model import (
+    BatchEngine,
+    ChatMessage,
+    Generation,
+    GenerationJob,
+    GenerationRequest,
+    ModelConfig,
+    SamplingParams,
+    StreamChunk,
+    adapter_name_for,
+)
+from twin.settings import Settings
+
+from conftest import MODELS_CACHE
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write one sentence about the sea.",
+    "Write a long blog post about how tides work and why the moon matters.",
+    "List three fruits.",
+    "Explain recursion to a child.",
+    "Hi",
+]
+TOKENS = 20
+
+
+class Collector:
+    """A request's sink: its chunks, and the engine step at which each arrived."""
+
+    def __init__(self, engine: ContinuousEngine) -> None:
+        self.engine = engine
+        self.chunks: list[StreamChunk] = []
+        self.steps: list[int] = []
+        self.error: BaseException | None = None
+
+    def __call__(self, item: list[StreamChunk] | BaseException) -> None:
+        if isinstance(item, BaseException):
+            self.error = item
+            return
+        self.chunks.extend(item)
+        self.steps.extend(self.engine.steps for _ in item)
+
+    @property
+    def final(self) -> Generation | None:
+        return self.chunks[-1].final if self.chunks else None
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchEngine]:
+    import torch
+
+    from twin.models import resolve_base_model
+
+    MODELS_CACHE.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), models_path=MODELS_CACHE, _env_file=None)
+    torch.set_num_threads(1)
+    yield BatchEngine(ModelConfig(base_model=resolve_base_model(settings), max_new_tokens=TOKENS))
+
+
+@pytest.fixture(scope="module")
+def adapters(runtime: BatchEngine, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Two LoRA adapters in PEFT format with random (untrained) B matrices: they change the greedy output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("adapters")
+    model = AutoModelForCausalLM.from_pretrained(runtime.config.base_model, dtype=torch.float32)
+    paths = []
+    for version in (1, 2):
+        torch.manual_seed(version)
+        peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.05)
+        path = out / f"adapter-v{version}"
+        peft_model.save_pretrained(path)
+        model = peft_model.unload()
+        paths.append(str(path))
+    return paths
+
+
+def _job(runtime: BatchEngine, prompt: str, adapter: str | None = None, **params: object) -> GenerationJob:
+    params = {"temperature": 0.0, "max_new_tokens": TOKENS} | params
+    request = GenerationRequest(messages=[ChatMessage(role="user", content=prompt)],
+                                params=SamplingParams(**params))
+    return runtime.make_job(request, adapter)
+
+
+def _reference(runtime: BatchEngine, job: GenerationJob) -> str:
+    """Plain ``model.generate`` on the one prompt (no batch, no padding): what the engine must reproduce."""
+    import torch
+
+    ids = torch.tensor([job.prompt_ids])
+    model, kwargs = runtime.base, {}
+    if runtime.peft is not None:
+        model = runtime.peft
+        kwargs["adapter_names"] = [adapter_name_for(job.adapter_path) if job.adapter_path else "__base__"]
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=job.max_new_tokens,
+                             do_sample=False, eos_token_id=sorted(runtime.eos_ids),
+                             pad_token_id=runtime.tokenizer.pad_token_id, **kwargs)
+    return runtime.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _run(engine: ContinuousEngine, arrivals: dict[int, list[tuple[GenerationJob, Collector]]]) -> None:
+    """Step until idle, submitting each job at its step number."""
+    step = 0
+    while True:
+        for job, sink in arrivals.pop(step, []):
+            engine.submit(job, sink)
+        if not engine.has_work() and not arrivals:
+            return
+        engine.step()
+        step += 1
+
+
+def test_greedy_matches_generate_while_requests_join_and_leave(runtime: BatchEngine) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=4)
+    jobs = [_job(runtime, prompt) for prompt in PROMPTS]
+    sinks = [Collector(engine) for _ in jobs]
+    # Three at once, two more mid-way (the batch is then full, so one waits for a slot), one late.
+    _run(engine, {0: list(zip(jobs[:3], sinks[:3])), 5: list(zip(jobs[3:5], sinks[3:5])), 9: [(jobs[5], sinks[5])]})
+
+    finals = [sink.final for sink in sinks]
+    assert all(final is not None for final in finals)
+    assert [final.text for final in finals] == [_reference(runtime, job) for job in jobs]
+    assert max(final.batch_size for final in finals) == 4
+    for sink, final in zip(sinks, finals):
+        assert "".join(chunk.text for chunk in sink.chunks) == final.text  # the stream adds up
+    assert engine.running == 0
+
+
+def test_a_new_request_gets_its_first_token_at_the_next_step(runtime: BatchEngine) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=4)
+    long_rows = [Collector(engine) for _ in range(3)]
+    for sink in long_rows:
+        engine.submit(_job(runtime, PROMPTS[2], max_new_tokens=12), sink)
+    for _ in range(3):
+        engine.step()
+    newcomer = Collector(engine)
+    engine.submit(_job(runtime, PROMPTS[1], max_new_tokens=3), newcomer)
+    engine.step()
+    assert newcomer.chunks and newcomer.steps[0] == 3, "the newcomer waited for the running rows"
+    assert engine.running == 4
+    while engine.has_work():
+        engine.step()
+    # It finished long before the rows it joined, and left the batch when it did.
+    assert newcomer.final is not None and newcomer.final.completion_tokens == 3
+    assert newcomer.steps[-1] < long_rows[0].steps[-1]
+
+
+def test_a_finished_row_frees_its_slot_at_once(runtime: BatchEngine) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=2)
+    short, long, waiting = Collector(engine), Collector(engine), Collector(engine)
+    engine.submit(_job(runtime, PROMPTS[0], max_new_tokens=2), short)
+    engine.submit(_job(runtime, PROMPTS[2], max_new_tokens=12), long)
+    engine.submit(_job(runtime, PROMPTS[3], max_new_tokens=2), waiting)
+    while engine.has_work():
+        engine.step()
+    assert short.final is not None and long.final is not None and waiting.final is not None
+    # The waiting request took the short one's slot on the step after it ended, not after the long one.
+    assert waiting.steps[0] == short.steps[-1] + 1
+    assert waiting.steps[-1] < long.steps[-1]
+
+
+def test_mixed_adapters_in_one_batch_match_each_alone(runtime: BatchEngine, adapters: list[str]) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    jobs = [_job(runtime, PROMPTS[1], adapters[0]), _job(runtime, PROMPTS[1]), _job(runtime, PROMPTS[1], adapters[1]),
+            _job(runtime, PROMPTS[0], adapters[1])]
+    sinks = [Collector(engine) for _ in jobs]
+    _run(engine, {0: list(zip(jobs[:2], sinks[:2])), 2: list(zip(jobs[2:], sinks[2:]))})
+    texts = [sink.final.text for sink in sinks]
+    assert texts == [_reference(runtime, job) for job in jobs]
+    assert len({texts[0], texts[1], texts[2]}) == 3, "the adapters did not change the output"
+    assert sinks[0].final.adapter == adapters[0] and sinks[1].final.base_model_only
+    assert min(sink.final.batch_size for sink in sinks) >= 2
+
+
+def test_sampling_stops_and_controls_are_per_request(runtime: BatchEngine) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    sampled = {"temperature": 1.2, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}
+    alone = Collector(engine)
+    _run(engine, {0: [(_job(runtime, PROMPTS[1], **sampled), alone)]})
+    # The same seed in a busy batch (other rows joining around it) gives the same sample.
+    crowd = [Collector(engine) for _ in range(4)]
+    _run(engine, {0: [(_job(runtime, PROMPTS[2]), crowd[0]), (_job(runtime, PROMPTS[3], **sampled), crowd[1])],
+                  1: [(_job(runtime, PROMPTS[1], **sampled), crowd[2])],
+                  3: [(_job(runtime, PROMPTS[1], **(sampled | {"seed": 8})), crowd[3])]})
+    assert crowd[2].final.text == alone.final.text
+    assert crowd[3].final.text != alone.final.text
+
+    greedy = _reference(runtime, _job(runtime, PROMPTS[1]))
+    stop = " " + greedy.split()[3]
+    stopped, repeat_free = Collector(engine), Collector(engine)
+    _run(engine, {0: [(_job(runtime, PROMPTS[1], stop=[stop]), stopped),
+                      (_job(runtime, "Say 'la' forty times.", no_repeat_ngram_size=2, max_new_tokens=30),
+                       repeat_free)]})
+    assert stopped.final.finish_reason == "stop" and stopped.final.text == greedy[: greedy.index(stop)]
+    assert "".join(chunk.text for chunk in stopped.chunks) == stopped.final.text  # the stop string never streamed
+    completion = runtime.tokenizer(repeat_free.final.text, add_special_tokens=False)["input_ids"]
+    pairs = list(zip(completion, completion[1:]))
+    assert len(pairs) > 5 and len(set(pairs)) >= len(pairs) - 2  # re-tokenizing the text may merge a piece
+
+
+def test_a_cancelled_request_leaves_and_an_adapter_in_use_is_unloaded_after(runtime: BatchEngine,
+                                                                            adapters: list[str]) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    gone, stays = Collector(engine), Collector(engine)
+    ticket = engine.submit(_job(runtime, PROMPTS[2], adapters[0]), gone)
+    engine.submit(_job(runtime, PROMPTS[2], max_new_tokens=8), stays)
+    engine.step()
+    assert engine.running == 2
+    engine.unload_adapter(adapters[0])  # Serve evicted it while a row decodes with it: deferred
+    assert adapters[0] in runtime.loaded_adapters
+    ticket.cancel()
+    engine.step()
+    assert engine.running == 1 and gone.final is None
+    assert adapters[0] not in runtime.loaded_adapters  # unloaded once its last row left
+    while engine.has_work():
+        engine.step()
+    assert stays.final is not None and stays.final.completion_tokens == 8
+
+
+def test_the_loop_thread_serves_submissions_and_calls(runtime: BatchEngine, adapters: list[str]) -> None:
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    engine.start()
+    try:
+        assert engine.call(lambda: engine.load_adapter(adapters[1])).result(timeout=60) == adapter_name_for(adapters[1])
+        done = threading.Event()
+        sink = Collector(engine)
+
+        def on_item(item: list[StreamChunk] | BaseException) -> None:
+            sink(item)
+            if isinstance(item, BaseException) or any(chunk.final for chunk in item):
+                done.set()
+
+        engine.submit(_job(runtime, PROMPTS[0], adapters[1], max_new_tokens=6), on_item)
+        assert done.wait(timeout=120) and sink.error is None
+        assert sink.final.completion_tokens <= 6 and sink.final.adapter == adapters[1]
+
+        missing = Collector(engine)
+        failed = threading.Event()
+        engine.submit(_job(runtime, PROMPTS[0], str(Path(adapters[1]).with_name("deleted"))),
+                      lambda item: (missing(item), failed.set()))
+        assert failed.wait(timeout=60)
+        assert missing.error is not None and "adapter_config.json" in str(missing.error)
+    finally:
+        engine.close()
