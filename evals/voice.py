@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from evals.style import split_passages
 from evals.text import strip_code
-from twin.domain import own_writing
+from twin.domain import PRIVATE_KINDS, own_writing
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -37,11 +37,13 @@ MAX_OTHER_AUTHOR_TEXTS = 200
 
 
 def other_authors_texts(store: Any, author: Any, limit: int = MAX_OTHER_AUTHOR_TEXTS) -> list[str]:
-    """Other people's writing in the store (a `twin.store.DocumentStore`): the scorer's second negative class."""
+    """Other people's public writing in the store (a `twin.store.DocumentStore`): the scorer's second negative
+    class. Never their private chats: the fitted vocabulary is saved in this author's adapter folder."""
     texts: list[str] = []
     for other in store.list_authors():
         if other.id != author.id:
-            texts.extend(d.clean_text for d in own_writing(store.list_documents(other)) if d.clean_text.strip())
+            texts.extend(d.clean_text for d in own_writing(store.list_documents(other))
+                         if d.clean_text.strip() and d.kind not in PRIVATE_KINDS)
     return texts[:limit]
 
 

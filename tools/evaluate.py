@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from tools.options import ToolOptions
 from tools.schemas import Critique
-from twin.domain import Adapter, Author, Platform, own_writing
+from twin.domain import PRIVATE_KINDS, Adapter, Author, Platform, own_writing
 from twin.settings import Settings
 
 if TYPE_CHECKING:
@@ -70,7 +70,10 @@ def generic_voice_texts(settings: Settings, author: Author, adapter: Adapter | N
     texts = []
     for line in pairs_file.read_text(encoding="utf-8").splitlines():
         if line.strip():
-            rejected = json.loads(line).get("rejected") or []
+            row = json.loads(line)
+            if row.get("feedback_id") is not None:
+                continue  # an inbox preference: its rejected side is the twin's draft, not the base model's
+            rejected = row.get("rejected") or []
             if rejected and str(rejected[-1].get("content", "")).strip():
                 texts.append(rejected[-1]["content"])
     return texts
@@ -90,9 +93,11 @@ def author_scorers(deps: AgentDeps, author: Author, exclude_urls: Sequence[str] 
     if cached is not None and cached[0] == signature:
         return cached[1]
     texts = [d.clean_text for d in documents if d.clean_text.strip()]
-    classifier = load_or_fit_voice_scorer(deps, author, adapter, texts)
+    # style is the public voice; the copy detector also knows private chats (a pasted private line is a leak)
+    public = [d.clean_text for d in documents if d.clean_text.strip() and d.kind not in PRIVATE_KINDS]
+    classifier = load_or_fit_voice_scorer(deps, author, adapter, public)
     scorers = AuthorScorers(
-        profile=StyleProfile.from_texts(texts) if texts else None,
+        profile=StyleProfile.from_texts(public) if public else None,
         copy_detector=CopyDetector(texts) if texts else None,
         classifier=classifier,
     )
