@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, post
@@ -16,6 +17,14 @@ from twin.domain import Author, Document, Job, Kind, Platform, SearchHit, Source
 
 class AuthorCreate(BaseModel):
     name: str
+
+
+@dataclass
+class ExportUpload:
+    """The import form: the export file in the part named ``data``. (A bare ``UploadFile`` body makes
+    Litestar fail with a 500 on a form whose parts carry no file.)"""
+
+    data: UploadFile
 
 
 class DocumentSummary(BaseModel):
@@ -72,13 +81,14 @@ class AuthorController(Controller):
         self,
         service: TwinService,
         author: str,
-        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: Annotated[ExportUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
         private: bool = False,
         me: str | None = None,
     ) -> Job:
         """A platform export ZIP; with ``private=true`` a WhatsApp or Telegram chat export (``me``: the
         author's name in the chat, when the export does not tell)."""
-        return service.start_import(author, data.filename, await data.read(), private=private, me=me)
+        upload = data.data
+        return service.start_import(author, upload.filename, await upload.read(), private=private, me=me)
 
     @get("/{author:str}/private", operation_id="listPrivateSources")
     async def list_private_sources(self, service: TwinService, author: str) -> list[dict[str, Any]]:
