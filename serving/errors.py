@@ -27,4 +27,11 @@ def value_error_handler(_: Request, exc: ValueError) -> Response:
     return Response({"status_code": 400, "detail": str(exc)}, status_code=400)
 
 
-EXCEPTION_HANDLERS = {TwinError: twin_error_handler, ValueError: value_error_handler}
+def overflow_error_handler(_: Request, exc: OverflowError) -> Response:
+    # An id past the database's 64-bit integers (``/api/drafts/99999999999999999999``) names nothing.
+    return Response({"status_code": 400, "detail": f"A number in the request is out of range ({exc})."},
+                    status_code=400)
+
+
+EXCEPTION_HANDLERS = {TwinError: twin_error_handler, ValueError: value_error_handler,
+                      OverflowError: overflow_error_handler}
