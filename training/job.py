@@ -5,8 +5,8 @@
 
 Every check that can fail fast runs before anything is written (author, amount of text, base model, no other
 training job for the author, a reachable Ray with room for the workers). Ray is started locally unless
-``settings.serve.ray_address`` names a cluster; a Ray already initialised in this process (the service's)
-is reused and left running.
+``settings.serve.ray_address`` or ``RAY_ADDRESS`` names a cluster (see :mod:`twin.ray_cluster`); a Ray
+already initialised in this process (the service's) is reused and left running.
 """
 
 from __future__ import annotations
@@ -98,29 +98,19 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
     """Attach to (or start) Ray and check it has room for the workers; True if this call started it."""
     import ray
 
+    from twin.ray_cluster import connect, ray_address
+
     os.environ.update({k: os.environ.get(k, v) for k, v in WORKER_ENV.items()})
-    started = False
-    if not ray.is_initialized():
-        address = settings.serve.ray_address
-        try:
-            ray.init(
-                # Unset means a Ray of our own: Ray's default would attach to whichever cluster was started
-                # last on this machine (/tmp/ray/ray_current_cluster), even another service's.
-                address=address or "local",
-                runtime_env={"env_vars": WORKER_ENV},
-                log_to_driver=True,
-                configure_logging=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError: same to a user
-            where = address or "a local Ray"
-            raise Unavailable(f"Cannot reach Ray ({where}): {exc}. Check `ray status` or TWIN_SERVE__RAY_ADDRESS.") from exc
-        started = True
+    started = connect(
+        settings, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=True, configure_logging=False
+    )
+    on_cluster = ray_address(settings) is not None  # a cluster may autoscale to fit the workers
     resource = "GPU" if config.use_gpu else "CPU"
     per_worker = 1 if config.use_gpu else (config.cpus_per_worker or 1)
     needed = config.workers * per_worker
     total = ray.cluster_resources().get(resource, 0)
     free = ray.available_resources().get(resource, 0)
-    if settings.serve.ray_address is None and total < needed:
+    if not on_cluster and total < needed:
         if started:
             ray.shutdown()
         raise Unavailable(
@@ -128,7 +118,7 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
             "Use --workers (or TWIN_TRAIN__CPUS_PER_WORKER) with a smaller number or attach to a cluster "
             "(TWIN_SERVE__RAY_ADDRESS)."
         )
-    if settings.serve.ray_address is None and free < needed:
+    if not on_cluster and free < needed:
         if started:
             ray.shutdown()
         raise Unavailable(
