@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.corpus_site import corpus_blog
 from ingestion.pipeline import IngestionDeps, ingest_urls
-from twin.domain import Platform
+from twin.domain import Author, Platform
 from twin.settings import Settings
 from twin.store import DocumentStore
 from twin.vectors import Embedder, VectorStore
@@ -60,25 +60,25 @@ def embed_speed(settings: Settings, texts: list[str]) -> dict[str, float]:
     }
 
 
-def search_latency(vectors: VectorStore, queries: list[tuple[str, str]]) -> dict[str, object]:
+def search_latency(vectors: VectorStore, author: Author, queries: list[tuple[str, str]]) -> dict[str, object]:
     """What `twin search` and the agent's retrieval tool cost: VectorStore.search, query embedding included."""
-    vectors.search("bench", "warm up")  # builds the BM25 index once, as the first search after an ingest does
+    vectors.search(author, "warm up")  # builds the BM25 index once, as the first search after an ingest does
     latencies = []
     for query, _url in queries:
         start = time.perf_counter()
-        vectors.search("bench", query, k=5)
+        vectors.search(author, query, k=5)
         latencies.append((time.perf_counter() - start) * 1000)
     p95 = _percentile(latencies, 0.95)
     return {"queries": len(latencies), "p50": statistics.median(latencies), "p95": p95, "target_p95": 100,
             "meets_target": p95 < 100}
 
 
-def compare_search_paths(vectors: VectorStore, queries: list[tuple[str, str]]) -> dict[str, object]:
+def compare_search_paths(vectors: VectorStore, author: Author, queries: list[tuple[str, str]]) -> dict[str, object]:
     """Embedded Qdrant's own hybrid query (sparse scored in Python) against the dense + bm25s fusion that
     VectorStore uses embedded: latency and whether a post's title finds that post (top 1, top 5)."""
     paths = {
-        "qdrant_hybrid_embedded": lambda k: vectors.qdrant_hybrid_retriever("bench", k, None),
-        "dense_plus_bm25s_fusion": lambda k: vectors.fusion_retriever("bench", k, None),
+        "qdrant_hybrid_embedded": lambda k: vectors.qdrant_hybrid_retriever(vectors.collection_for(author), k, None),
+        "dense_plus_bm25s_fusion": lambda k: vectors.fusion_retriever(vectors.collection_for(author), k, None),
     }
     out: dict[str, object] = {}
     for name, make in paths.items():
@@ -136,9 +136,9 @@ def main() -> None:
         rng = random.Random(0)
         sample = rng.sample(list(zip(items, urls, strict=True)), min(args.queries, len(items)))
         queries = [((it.get("title") or it["text"][:80]), url) for it, url in sample]
-        result["search_ms"] = search_latency(deps.vectors, queries)
-        result["search_ms"]["points"] = deps.vectors.count("bench")
-        result["search_paths"] = compare_search_paths(deps.vectors, queries)
+        result["search_ms"] = search_latency(deps.vectors, author, queries)
+        result["search_ms"]["points"] = deps.vectors.count(author)
+        result["search_paths"] = compare_search_paths(deps.vectors, author, queries)
 
     documents = store.list_documents(author)
     from ingestion.chunk import chunk_document

@@ -60,11 +60,11 @@ class VectorStore:
     """Chunks in Qdrant, two collections per author, named by the author's id: ``<collection>__id.<id>``
     for their own writing and ``<collection>__id.<id>.references`` for pages linked in chat requests
     (reference material, searched only for the run that linked them). Ids, not names: names collide once
-    slugged ("José"/"Jos", every non-Latin name), and every search also filters on the ``author_id``
-    payload, so a chunk filed in the wrong collection is still never another author's hit.
+    slugged ("José"/"Jos", every non-Latin name), and every search also checks the ``author_id`` payload,
+    so a chunk filed in the wrong collection is still never another author's hit.
 
-    A collection per author keeps search cheap: embedded Qdrant evaluates filters point by point in
-    Python, so the author filter only ever scans one author's points.
+    A collection per author also keeps search cheap: embedded Qdrant evaluates filters point by point in
+    Python (~0.1 s per query at 1.3k points), while an unfiltered query over one author's chunks does not.
 
     Every chunk carries its dense and BM25 sparse vectors in both modes, so a collection moves to a server
     as it is. What differs is the BM25 half of a search: a Qdrant server scores sparse vectors natively,
@@ -213,12 +213,14 @@ class VectorStore:
             raise ValueError("The search query is empty.")
         if not self.client.collection_exists(name):
             return []
-        # The collection is the author's already; the filter is a second wall against a misfiled chunk.
-        metadata_filters = MetadataFilters(filters=[MetadataFilter(key="author_id", value=author.id), *filters])
+        # The collection is the author's already; the author_id check is a second wall against a misfiled
+        # chunk. A Qdrant server filters on the payload natively; embedded Qdrant would check every point
+        # in Python (95 -> 195 ms p50 at 1.3k points, measured), so there each hit's payload is checked.
         if self._server:
-            retriever = self.qdrant_hybrid_retriever(name, k, metadata_filters)
+            retriever = self.qdrant_hybrid_retriever(name, k, MetadataFilters(
+                filters=[MetadataFilter(key="author_id", value=author.id), *filters]))
         else:
-            retriever = self.fusion_retriever(name, k, metadata_filters)
+            retriever = self.fusion_retriever(name, k, MetadataFilters(filters=filters) if filters else None)
         hits = []
         for result in retriever.retrieve(query):
             meta: dict[str, Any] = result.node.metadata
