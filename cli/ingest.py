@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from cli.context import (
@@ -18,7 +31,7 @@ from cli.context import (
     service_client,
     user_errors,
 )
-from twin.domain import IngestReport
+from twin.domain import IngestReport, TwinError
 
 
 def _progress_display() -> Progress:
@@ -42,6 +55,43 @@ def _follow(client: ServiceClient, job_id: str, label: str) -> dict:
             bar.update(task, completed=progress.get("done", 0), description=f"{label} {progress.get('current', '')}")
 
         return client.wait_for_job(job_id, on_progress)["result"]
+
+
+class _ReadProgress(io.RawIOBase):
+    """The file as httpx reads it for the multipart body, advancing a progress bar per block."""
+
+    def __init__(self, raw: BinaryIO, advance: Callable[[int], None]) -> None:
+        self.raw, self.advance = raw, advance
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:  # httpx sizes the body from it (Content-Length)
+        return self.raw.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.raw.read(size)
+        self.advance(len(block))
+        return block
+
+
+def _upload(client: ServiceClient, path: str, file: Path, params: dict[str, str]) -> dict:
+    """Stream ``file`` to the service (read in blocks, never whole) with a progress bar of the bytes sent."""
+    import httpx
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar, file.open("rb") as raw:
+        task = bar.add_task(f"uploading {file.name}", total=file.stat().st_size)
+        body = _ReadProgress(raw, lambda n: bar.advance(task, n))
+        try:
+            response = client.post(path, params=params, files={"data": (file.name, body)},
+                                   timeout=httpx.Timeout(30.0, read=300.0))
+        except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # The service answers 413 and closes while a too-large body is still being sent.
+            raise TwinError(f"The service stopped the upload of {file.name} ({exc}); is the file larger than "
+                            "its TWIN_SERVE__MAX_UPLOAD_BYTES?") from exc
+    return client.check(response)
 
 
 def print_report(report: IngestReport) -> None:
@@ -108,9 +158,8 @@ def import_file(
     client = service_client()
     if client is not None:
         params = {"private": "true", **({"me": me} if me else {})} if private else {}
-        with user_errors(), client, file.open("rb") as fh:
-            job = client.check(client.post(f"/api/authors/{author}/import", params=params,
-                                           files={"data": (file.name, fh)}))
+        with user_errors(), client:
+            job = _upload(client, f"/api/authors/{author}/import", file, params)
             report = IngestReport(**_follow(client, job["id"], f"importing {file.name}"))
         print_json(report) if as_json else print_report(report)
         return

@@ -52,8 +52,9 @@ class ExportLimits(BaseModel):
     """Caps that keep a hostile or broken archive from exhausting memory or time."""
 
     max_members: int = 200_000
-    max_total_bytes: int = 8_000_000_000
-    """Sum of all members' declared uncompressed sizes (X archives carry their media: large but honest)."""
+    max_total_bytes: int = 40_000_000_000
+    """Sum of all members' declared uncompressed sizes (X archives carry their media: large but honest, and
+    never inflated here: only the text members are read, from the archive on disk)."""
     max_read_bytes: int = 200_000_000
     """Uncompressed bytes actually read, over all the text members used."""
     max_member_bytes: int = 100_000_000

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -121,10 +120,12 @@ class TwinService:
                 await asyncio.sleep(5 * attempt)
 
     async def stop(self) -> None:
-        for task in list(self._jobs.values()):
+        jobs = list(self._jobs.values())
+        for task in jobs:
             task.cancel()
         if self._model_task:
             self._model_task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)  # each records how it ended before the store closes
         if self._started_ray:
             from serving.model import stop_local_ray
 
@@ -204,19 +205,24 @@ class TwinService:
 
     # jobs ------------------------------------------------------------------------------------
     def _spawn(self, job: Job, work: Callable[[Callable[[dict[str, Any]], None]], Awaitable[BaseModel]]) -> Job:
-        def report_progress(progress: dict[str, Any]) -> None:
-            self.db.update_job(job.id, progress=progress)
+        # Job rows are written from a thread: a synchronous SQLite write on the event loop can wait on the
+        # lock held by the checkpointer's aiosqlite connection, whose commit needs the event loop (a deadlock).
+        progress = _ProgressWriter(self.db, job.id)
+
+        async def finish(**fields: Any) -> None:
+            await progress.drain()
+            await asyncio.to_thread(self.db.update_job, job.id, **fields)
 
         async def runner() -> None:
             try:
-                result = await work(report_progress)
-                self.db.update_job(job.id, status=JobStatus.succeeded, result=result.model_dump(mode="json"))
+                result = await work(progress)
+                await finish(status=JobStatus.succeeded, result=result.model_dump(mode="json"))
             except asyncio.CancelledError:
-                self.db.update_job(job.id, status=JobStatus.failed, error="cancelled (service stopping)")
+                await finish(status=JobStatus.failed, error="cancelled (service stopping)")
                 raise
             except Exception as exc:  # noqa: BLE001 - the job records every failure for the user
                 log.exception("job %s failed", job.id)
-                self.db.update_job(job.id, status=JobStatus.failed, error=str(exc) or type(exc).__name__)
+                await finish(status=JobStatus.failed, error=str(exc) or type(exc).__name__)
             finally:
                 self._jobs.pop(job.id, None)
 
@@ -260,23 +266,28 @@ class TwinService:
 
         return self._spawn(job, work)
 
-    def start_import(
-        self, author_name: str, filename: str, data: bytes, *, private: bool = False, me: str | None = None
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.data_dir / "uploads"
+
+    async def start_import(
+        self, author_name: str, upload: Path, filename: str, *, private: bool = False, me: str | None = None
     ) -> Job:
-        """A platform export, or with ``private`` a chat export (`ingestion.chats`: scrubbed, never embedded)."""
+        """Import an uploaded file (already on disk under `uploads_dir`, which this takes over): a platform
+        export, or with ``private`` a chat export (`ingestion.chats`: scrubbed, never embedded)."""
         from ingestion.chats import import_chat_export
         from ingestion.pipeline import import_export
 
-        author = self.author(author_name)
-        if not data:
-            raise TwinError("The uploaded file is empty.")
-        uploads = self.settings.data_dir / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        safe_name = Path(filename or "export.zip").name or "export.zip"
-        with tempfile.NamedTemporaryFile(dir=uploads, prefix="upload-", suffix="-" + safe_name, delete=False) as fh:
-            fh.write(data)
-            path = Path(fh.name)
-        job = self.db.create_job(author, "import", progress={"file": safe_name})
+        path = Path(upload)
+        try:
+            author = self.author(author_name)
+            if path.stat().st_size == 0:
+                raise TwinError("The uploaded file is empty.")
+            safe_name = Path(filename or "export.zip").name or "export.zip"
+            job = await asyncio.to_thread(self.db.create_job, author, "import", progress={"file": safe_name})
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
         async def work(report_progress: Callable[[dict[str, Any]], None]) -> IngestReport:
             async with self._ingest_lock:
@@ -330,3 +341,31 @@ class TwinService:
     def run_slot(self) -> asyncio.Semaphore:
         """Concurrent agent runs are capped; callers fail fast with 429 when none is free."""
         return self._runs
+
+
+class _ProgressWriter:
+    """A job's progress, written from a thread with the latest value winning: the callers (ingestion
+    callbacks on the event loop) never wait on the database."""
+
+    def __init__(self, store: DocumentStore, job_id: str) -> None:
+        self.store, self.job_id = store, job_id
+        self._latest: dict[str, Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def __call__(self, progress: dict[str, Any]) -> None:
+        self._latest = progress
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._latest is not None:
+            progress, self._latest = self._latest, None
+            try:
+                await asyncio.to_thread(self.store.update_job, self.job_id, progress=progress)
+            except Exception:  # noqa: BLE001 - a lost progress note must not fail the job
+                log.exception("job %s: progress not recorded", self.job_id)
+
+    async def drain(self) -> None:
+        """Wait for the last progress written (before the job's final state is)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)

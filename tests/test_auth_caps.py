@@ -115,6 +115,7 @@ def test_with_a_token_every_api_call_and_page_needs_it(settings: Settings):
 
 def test_request_body_size_is_capped(settings: Settings):
     settings.serve.max_body_bytes = 50_000
+    settings.serve.max_upload_bytes = 50_000  # uploads stream to disk under their own cap
     with TestClient(create_app(settings, with_model=False)) as client:
         client.post("/api/authors", json={"name": "ada"})
         too_big = client.post("/api/authors/ada/import", files={"data": ("x.zip", b"0" * 60_000)})

@@ -164,7 +164,10 @@ class ServeSettings(BaseModel):
     max_links: int = 5
     max_prompt_chars: int = 4_000
     max_body_bytes: int = 20_000_000
-    """Largest request body (export uploads included)."""
+    """Largest request body, export uploads aside (JSON and forms are read whole)."""
+    max_upload_bytes: int = 10_000_000_000
+    """Largest export upload: streamed to disk in blocks, never held in memory (an X archive with its media
+    is gigabytes); past it the upload is refused (413) and the partial file removed."""
     max_concurrent_runs: int = 4
     request_timeout_s: float = 300.0
     model_dtype: Literal["float32", "bfloat16"] = "float32"

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, post
-from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar import Controller, Request, delete, get, post
+from litestar.params import Parameter
 from pydantic import BaseModel
 
 from serving.service import IngestRequest, SourceCreate, TwinService
+from serving.uploads import UploadOperation, receive_upload
 from twin.domain import Author, Document, Job, Kind, Platform, SearchHit, Source
 
 
 class AuthorCreate(BaseModel):
     name: str
-
-
-@dataclass
-class ExportUpload:
-    """The import form: the export file in the part named ``data``. (A bare ``UploadFile`` body makes
-    Litestar fail with a 500 on a form whose parts carry no file.)"""
-
-    data: UploadFile
 
 
 class DocumentSummary(BaseModel):
@@ -76,19 +66,18 @@ class AuthorController(Controller):
     async def start_ingest(self, service: TwinService, author: str, data: IngestRequest) -> Job:
         return service.start_ingest(author, data)
 
-    @post("/{author:str}/import", operation_id="importExport", status_code=202)
+    @post("/{author:str}/import", operation_id="importExport", status_code=202, request_max_body_size=None,
+          operation_class=UploadOperation)
     async def import_export(
-        self,
-        service: TwinService,
-        author: str,
-        data: Annotated[ExportUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
-        private: bool = False,
+        self, request: Request[Any, Any, Any], service: TwinService, author: str, private: bool = False,
         me: str | None = None,
     ) -> Job:
-        """A platform export ZIP; with ``private=true`` a WhatsApp or Telegram chat export (``me``: the
+        """A platform export ZIP in the form part ``data``, streamed to disk (up to
+        ``TWIN_SERVE__MAX_UPLOAD_BYTES``); with ``private=true`` a WhatsApp or Telegram chat export (``me``: the
         author's name in the chat, when the export does not tell)."""
-        upload = data.data
-        return service.start_import(author, upload.filename, await upload.read(), private=private, me=me)
+        service.author(author)  # an unknown author is a 404 before a byte of the upload is read
+        upload = await receive_upload(request, service.uploads_dir, service.settings.serve.max_upload_bytes)
+        return await service.start_import(author, upload.path, upload.filename, private=private, me=me)
 
     @get("/{author:str}/private", operation_id="listPrivateSources")
     async def list_private_sources(self, service: TwinService, author: str) -> list[dict[str, Any]]:

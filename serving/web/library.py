@@ -6,13 +6,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import ClientRedirect, HTMXTemplate
 from litestar.response import Redirect, Template
 
 from serving.service import IngestRequest, SourceCreate, TrainRequest, TwinService
+from serving.uploads import receive_upload
 from serving.web.forms import AuthorForm, CollectForm, RemoveSourceForm, SourceForm, TrainForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
 from twin.domain import Author, Job, JobStatus, Platform
@@ -109,14 +109,11 @@ class LibraryPages(Controller):
         job = service.start_ingest(author, IngestRequest(urls=lines(data.urls), render_js=data.render_js))
         return Template(template_name="partials/job.html", context=_job_panel(job))
 
-    @post("/authors/{author:str}/import", name="import_export")
-    async def import_export(
-        self,
-        service: TwinService,
-        author: str,
-        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> Template:
-        job = service.start_import(author, data.filename, await data.read())
+    @post("/authors/{author:str}/import", name="import_export", request_max_body_size=None)
+    async def import_export(self, request: Request, service: TwinService, author: str) -> Template:
+        service.author(author)
+        upload = await receive_upload(request, service.uploads_dir, service.settings.serve.max_upload_bytes)
+        job = await service.start_import(author, upload.path, upload.filename)
         return Template(template_name="partials/job.html", context=_job_panel(job))
 
     @get("/authors/{author:str}/documents", name="documents")
