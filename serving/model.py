@@ -118,6 +118,8 @@ class ModelInfo(BaseModel):
     max_batch_size: int
     engine: Literal["continuous", "static"] = "static"
     """How the replica batches (the configured engine, unless the model needs the static one)."""
+    quantized: bool = False
+    """The decoder runs on int4 weights."""
 
 
 class ModelConfig(BaseModel):
@@ -128,6 +130,8 @@ class ModelConfig(BaseModel):
     base_model: str
     """A folder or hub id that `from_pretrained` accepts (already converted by `resolve_base_model`)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
+    quantize: Literal["none", "int4"] = "none"
+    """``int4``: packed int4 decoder weights where they are exactly int4 (`serving.engine.quantize_for_cpu`)."""
     torch_threads: int | None = None
     """None: what Ray gave the replica (OMP_NUM_THREADS = its CPUs)."""
     max_batch_size: int = Field(default=8, ge=1)
@@ -143,6 +147,7 @@ class ModelConfig(BaseModel):
         return cls(
             base_model=base_model,
             dtype=serve_settings.model_dtype,
+            quantize=serve_settings.model_quantize,
             torch_threads=serve_settings.torch_threads,
             max_batch_size=serve_settings.max_batch_size,
             batch_wait_timeout_s=serve_settings.batch_wait_timeout_s,
@@ -351,6 +356,13 @@ class BatchEngine:
         # must not be used from two threads at once ("Already borrowed"), so each side has its own.
         self.prompt_tokenizer = AutoTokenizer.from_pretrained(config.base_model)
         self.base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=self.dtype).eval()
+        self.quantized = False
+        if config.quantize == "int4":
+            from serving.engine import quantize_for_cpu
+
+            self.quantized = quantize_for_cpu(self.base)
+            if not self.quantized:
+                log.warning("%s's weights are not exactly int4: serving them as loaded", config.base_model)
         self.peft: Any = None
         """The PeftModel wrapping `base`, created with the first adapter and unwrapped after the last."""
         self._adapter_paths: dict[str, str] = {}
@@ -456,7 +468,7 @@ class BatchEngine:
 
         return ModelInfo(base_model=self.config.base_model, dtype=self.config.dtype,
                          torch_threads=torch.get_num_threads(), loaded_adapters=self.loaded_adapters,
-                         max_batch_size=self.config.max_batch_size)
+                         max_batch_size=self.config.max_batch_size, quantized=self.quantized)
 
 
 def _row_generator(params: SamplingParams) -> torch.Generator:
