@@ -6,15 +6,17 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 
 from twin.domain import TwinError
-from twin.settings import Settings, get_settings
-from twin.store import DocumentStore
+
+if TYPE_CHECKING:  # settings and stores load when a command runs: `twin --help` stays fast
+    from twin.settings import Settings
+    from twin.store import DocumentStore
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,11 +39,15 @@ def user_errors() -> Iterator[None]:
 
 
 def settings() -> Settings:
+    from twin.settings import get_settings
+
     return get_settings()
 
 
 @contextmanager
 def open_store() -> Iterator[DocumentStore]:
+    from twin.store import DocumentStore
+
     config = settings()
     config.ensure_dirs()
     store = DocumentStore.from_url(config.resolved_database_url)

@@ -667,6 +667,7 @@ def start_ray_and_serve(settings: Settings, *, http: bool = False) -> bool:
         settings,
         local={"num_cpus": settings.serve.ray_num_cpus, "include_dashboard": False},
         logging_level=logging.WARNING,
+        log_to_driver=False,  # replica and worker output (weight-loading bars, warnings) stays in Ray's log files
     )
     proxy: dict[str, Any] = (
         {"proxy_location": "HeadOnly", "http_options": {"host": settings.serve.host, "port": settings.serve.port}}

@@ -139,7 +139,8 @@ class ModelClient:
         assert self._attach_settings is not None
         if not ray.is_initialized():
             # Only attach: starting a Ray here would mean a second, empty cluster.
-            ray.init(address=self._attach_settings.serve.ray_address or "auto", logging_level=logging.WARNING)
+            ray.init(address=self._attach_settings.serve.ray_address or "auto", logging_level=logging.WARNING,
+                     log_to_driver=False)
         return serve.get_deployment_handle(MODEL_DEPLOYMENT_NAME, app_name=MODEL_APP_NAME)
 
     async def _call(self, awaitable: Any, timeout_s: float) -> Any:
