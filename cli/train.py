@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cli.context import console, open_store, print_json, settings, user_errors
+from cli.context import ServiceClient, console, open_store, print_json, service_client, settings, user_errors
 from twin.domain import Adapter, NotFound, TwinError
 
 
@@ -61,6 +62,12 @@ def train(
         help="DPO on the inbox's preference pairs alone (your edits and approve-over-discard choices): no "
         "base-model answers are generated, so the DPO stage is short. Combine with --max-steps for a short SFT.",
     ),
+    resume: str | None = typer.Option(
+        None, "--resume", metavar="JOB",
+        help="Continue training job JOB, whose process died, from its last checkpoint (its own options; "
+        "the flags above are ignored).",
+    ),
+    force: bool = typer.Option(False, "--force", help="With --resume: also a job that failed on an error."),
     as_json: bool = typer.Option(False, "--json", help="Print the registered adapter as JSON."),
 ) -> None:
     """Fine-tune a LoRA twin of AUTHOR (SFT on their writing, then DPO) with Ray Train, and register it.
@@ -68,9 +75,13 @@ def train(
     Example: `twin train juno` (about an hour for ~100 posts on a 2-core laptop) or `twin train juno
     --max-steps 50 --dpo-max-steps 8` for a quicker one. Held-out perplexity of unseen documents, base
     model vs adapter, is printed at the end and stored with the adapter.
+
+    While `twin serve` runs, the service trains (on its Ray: one Ray per machine) and this command follows
+    the job. With RAY_ADDRESS (or TWIN_SERVE__RAY_ADDRESS) set, training runs on that cluster.
     """
     from training.config import TrainConfig
     from training.job import TrainProgress
+    from training.job import resume as resume_training
     from training.job import train as run_training
 
     config_settings = settings()
@@ -132,9 +143,24 @@ def train(
                     tasks[event.stage], completed=event.step, total=totals.get(event.stage), info=info
                 )
 
-            adapter = run_training(
-                store, author, config_settings, config, progress=on_progress, activate=activate
-            )
+            client = service_client()
+            if client is not None:
+                with client:
+                    if not as_json:
+                        console.print(f"training in the running service ({config_settings.resolved_service_url})")
+                    if resume:
+                        path = f"/api/authors/{author}/train/{resume}/resume"
+                        job = client.check(client.post(path, params={"force": force}))
+                    else:
+                        body = {"config": config.model_dump(mode="json"), "activate": activate}
+                        job = client.check(client.post(f"/api/authors/{author}/train", json=body))
+                    adapter = follow_training(client, job["id"], on_progress)
+            elif resume:
+                adapter = resume_training(store, resume, config_settings, on_progress, force=force)
+            else:
+                adapter = run_training(
+                    store, author, config_settings, config, progress=on_progress, activate=activate
+                )
     if as_json:
         print_json(adapter)
         return
@@ -148,6 +174,23 @@ def train(
         f"(ratio {m['perplexity_ratio']:.3f}); train loss {m['train_loss']:.3f}, "
         f"validation loss {m['validation_loss']:.3f}"
     )
+
+
+def follow_training(client: ServiceClient, job_id: str, on_progress: Callable[[Any], None]) -> Adapter:
+    """Follow a training job of the service, relaying its progress; the adapter it registered."""
+    from training.job import TrainProgress
+
+    seen: list[dict[str, Any]] = []
+
+    def relay(job: dict[str, Any]) -> None:
+        event = TrainProgress.model_validate(job["progress"]) if "stage" in job["progress"] else None
+        if event is not None and (not seen or seen[-1] != event.model_dump()):
+            seen.append(event.model_dump())
+            on_progress(event)
+
+    job = client.wait_for_job(job_id, relay)
+    on_progress(TrainProgress(stage="done", event="end"))
+    return Adapter.model_validate(job["result"])
 
 
 def _adapter_table(adapters: list[Adapter]) -> Table:

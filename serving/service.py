@@ -30,6 +30,7 @@ from twin.domain import (
     TwinError,
     Unavailable,
 )
+from training.config import TrainConfig
 from twin.settings import Settings
 from twin.store import DocumentStore
 
@@ -49,9 +50,19 @@ class IngestRequest(BaseModel):
 
 
 class TrainRequest(BaseModel):
+    """`twin train`'s options; unset ones come from the settings (``TWIN_TRAIN__*``)."""
+
     workers: int | None = Field(default=None, ge=1, le=64)
-    max_steps: int | None = Field(default=None, ge=1)
-    dpo: bool = True
+    max_steps: int | None = Field(default=None, ge=-1)
+    dpo: bool | None = None
+    dpo_max_steps: int | None = Field(default=None, ge=-1)
+    dpo_max_pairs: int | None = Field(default=None, ge=0)
+    epochs: float | None = Field(default=None, gt=0)
+    use_gpu: bool | None = None
+    activate: bool = True
+    config: TrainConfig | None = Field(
+        default=None, description="A whole training config (what `twin train` sends); the fields above then do not apply."
+    )
 
 
 class TwinService:
@@ -65,6 +76,8 @@ class TwinService:
         self.model_error: str | None = None
         self._model_task: asyncio.Task[None] | None = None
         self._started_ray = False
+        self._ray_up = False
+        self._ray_lock = asyncio.Lock()
         self._jobs: dict[str, asyncio.Task[Any]] = {}
         self._runs = asyncio.Semaphore(settings.serve.max_concurrent_runs)
         self._ingest_lock = asyncio.Lock()  # one writer of the vector store at a time
@@ -79,8 +92,7 @@ class TwinService:
 
         self.settings.ensure_dirs()
         self.store = DocumentStore.from_url(self.settings.resolved_database_url)
-        for job in self.store.list_jobs(status=JobStatus.running):  # died with the previous process
-            self.store.update_job(job.id, status=JobStatus.failed, error="The service stopped while this job ran.")
+        to_resume = self._recover_jobs()
         embedder = await asyncio.to_thread(Embedder, self.settings)
         vectors = await asyncio.to_thread(VectorStore, self.settings, embedder)
         self.ingestion = IngestionDeps(settings=self.settings, store=self.store, vectors=vectors)
@@ -91,24 +103,66 @@ class TwinService:
         )
         if with_model:
             self._model_task = asyncio.create_task(self._start_model())
+        for job in to_resume:
+            try:
+                self.resume_training(job.id)
+                log.info("resuming training job %s from its last checkpoint", job.id)
+            except TwinError as exc:
+                self.db.update_job(job.id, status=JobStatus.failed, error=f"interrupted; not resumed: {exc}")
+
+    def _recover_jobs(self) -> list[Job]:
+        """Jobs whose process is gone: training jobs to resume (``train.resume_on_start``); the others are
+        marked failed. Jobs of live processes (a `twin train` beside this service, another service on the
+        same database) are left alone."""
+        from training.job import INTERRUPTED_ERRORS, TRAIN_JOB_KIND, is_resumable
+
+        resume: list[Job] = []
+        for job in self.db.list_jobs(status=JobStatus.running):
+            if job.owner is not None and not job.owner.is_gone():
+                continue
+            if self.settings.train.resume_on_start and is_resumable(job):
+                resume.append(job)
+            else:
+                self.db.update_job(job.id, status=JobStatus.failed, error="interrupted (its process exited)")
+        if self.settings.train.resume_on_start:
+            # a training job this service's previous run stopped (cancelled on shutdown), if it is its
+            # author's latest
+            latest: dict[int, Job] = {}
+            for job in self.db.list_jobs(kind=TRAIN_JOB_KIND):
+                latest[job.author_id] = job
+            resume += [job for job in latest.values() if job.status == JobStatus.failed
+                       and (job.error or "").startswith(INTERRUPTED_ERRORS) and is_resumable(job)
+                       and (job.owner is None or job.owner.is_gone())]
+        return resume
+
+    async def _ensure_ray(self) -> None:
+        """Start (or attach to) the one Ray this service uses for the model and for training."""
+        from serving.model import start_ray_and_serve
+
+        async with self._ray_lock:
+            serve_settings = self.settings.serve
+            if not self._ray_up and serve_settings.ray_num_cpus is None:
+                from twin.ray_cluster import ray_address
+
+                if ray_address(self.settings) is None:
+                    # The local Ray hosts the model replica and training workers side by side: give it
+                    # enough logical CPUs for both (training would otherwise wait for the replica's CPU).
+                    serve_settings.ray_num_cpus = max(
+                        os.cpu_count() or 1, math.ceil(serve_settings.model_num_cpus) + self.settings.train.workers
+                    )
+            if await asyncio.to_thread(start_ray_and_serve, self.settings):
+                self._started_ray = True  # ours to stop (see stop_local_ray)
+            self._ray_up = True
 
     async def _start_model(self, attempts: int = 3) -> None:
         """Bring the model deployment up in the background, retrying a failed start (Ray can time out
         starting on a loaded machine); chat answers 503 with a retry hint meanwhile."""
-        from serving.model import run_model_app, start_ray_and_serve
+        from serving.model import run_model_app
         from serving.model_client import ModelClient
 
-        serve_settings = self.settings.serve
-        if not serve_settings.ray_address and serve_settings.ray_num_cpus is None:
-            # The local Ray hosts the model replica and training workers side by side: give it enough
-            # logical CPUs for both (training would otherwise wait for the replica's CPU forever).
-            serve_settings.ray_num_cpus = max(
-                os.cpu_count() or 1, math.ceil(serve_settings.model_num_cpus) + self.settings.train.workers
-            )
         for attempt in range(1, attempts + 1):
             try:
-                if await asyncio.to_thread(start_ray_and_serve, self.settings):
-                    self._started_ray = True  # ours to stop (see stop_local_ray)
+                await self._ensure_ray()
                 handle = await asyncio.to_thread(run_model_app, self.settings)
                 self.model_client = ModelClient(handle)
                 self.model_error = None
@@ -312,19 +366,35 @@ class TwinService:
                                            self.settings.datasets_dir, self.ingestion.vectors)
 
     def start_training(self, author_name: str, body: TrainRequest) -> Job:
-        """Validate now (clear 4xx), then train in the background; the job reports each stage."""
-        from training.config import TrainConfig
-        from training.job import check_training_request, create_training_job, train
+        """Validate now (clear 4xx), then train in the background on this service's Ray; the job reports
+        each stage."""
+        from training.job import check_training_request, create_training_job
 
-        config = TrainConfig.from_settings(self.settings, workers=body.workers, max_steps=body.max_steps,
-                                           dpo=body.dpo)
+        config = body.config or TrainConfig.from_settings(
+            self.settings, **body.model_dump(exclude={"activate", "config"}, exclude_none=True)
+        )
         check_training_request(self.db, author_name, self.settings, config)
         for job in self.db.list_jobs(author=self.author(author_name), kind="train", status=JobStatus.running):
             raise Conflict(f"A training job ({job.id}) is already running for {author_name}.")
-        job = create_training_job(self.db, self.author(author_name))
+        job = create_training_job(self.db, self.author(author_name), config, body.activate)
+        return self._run_training(job, author_name, config, body.activate)
+
+    def resume_training(self, job_id: str, *, force: bool = False) -> Job:
+        """Take over a training job whose process died and continue it from its last checkpoint."""
+        from training.job import claim_for_resume
+
+        job, state = claim_for_resume(self.db, job_id, force=force)
+        assert state.config is not None
+        return self._run_training(job, self.db.get_author_by_id(job.author_id).name, state.config, state.activate)
+
+    def _run_training(self, job: Job, author_name: str, config: Any, activate: bool) -> Job:
+        from training.job import train
 
         async def work(_: Callable[[dict[str, Any]], None]) -> BaseModel:
-            return await asyncio.to_thread(train, self.db, author_name, self.settings, config, job_id=job.id)
+            await self._ensure_ray()  # one Ray per machine: training joins the service's, never its own
+            return await asyncio.to_thread(
+                train, self.db, author_name, self.settings, config, activate=activate, job_id=job.id
+            )
 
         return self._spawn(job, work)
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
+import socket
 import subprocess
 from collections.abc import Iterator
 
+import psutil
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from cli.train import register
-from twin.domain import Conflict, JobStatus, Kind, NotFound, Platform, RawDocument, author_folder
+from twin.domain import Conflict, JobOwner, JobStatus, Kind, NotFound, Platform, RawDocument, author_folder
 from twin.settings import Settings, get_settings
 from twin.store import DocumentStore
 
@@ -101,15 +102,16 @@ def test_a_second_training_job_for_the_same_author_is_refused(store: DocumentSto
     from training.job import TRAIN_JOB_KIND, check_not_busy
 
     author = store.add_author("busy")
-    running = store.create_job(author, TRAIN_JOB_KIND, progress={"owner": {"host": os.uname().nodename,
-                                                                             "pid": os.getpid()}})
+    store.create_job(author, TRAIN_JOB_KIND)  # owned by this (live) process
     with pytest.raises(Conflict, match="already has a training job running"):
         check_not_busy(store, author)
+    store.update_job(store.list_jobs(author)[0].id, status=JobStatus.succeeded)
 
     # a job whose process is gone (killed CLI) no longer blocks: it is marked failed
     finished = subprocess.Popen(["true"])
+    owner = JobOwner(host=socket.gethostname(), pid=finished.pid, started=psutil.Process(finished.pid).create_time())
     finished.wait()
-    store.update_job(running.id, progress={"owner": {"host": os.uname().nodename, "pid": finished.pid}})
+    running = store.create_job(author, TRAIN_JOB_KIND, owner=owner)
     check_not_busy(store, author)
     job = store.get_job(running.id)
     assert job.status == JobStatus.failed and "interrupted" in (job.error or "")

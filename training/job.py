@@ -15,7 +15,6 @@ import logging
 import os
 import queue as std_queue
 import shutil
-import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -70,24 +69,12 @@ def _no_progress(_: TrainProgress) -> None:
 
 
 # validation --------------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_not_busy(store: DocumentStore, author: Author) -> None:
     """Refuse a second training job for the same author; a job whose process died is marked failed."""
     for job in store.list_jobs(author, kind=TRAIN_JOB_KIND, status=JobStatus.running):
-        owner = job.progress.get("owner", {})
-        if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            if not _pid_alive(owner["pid"]):
-                store.update_job(job.id, status=JobStatus.failed, error="interrupted (its process exited)")
-                continue
+        if job.owner is None or job.owner.is_gone():
+            store.update_job(job.id, status=JobStatus.failed, error="interrupted (its process exited)")
+            continue
         raise Conflict(
             f"{author.name} already has a training job running ({job.id}, started {job.created_at:%Y-%m-%d %H:%M}). "
             "Wait for it to finish."
@@ -173,7 +160,7 @@ def run_stage(
         init_adapter=init_adapter,
         progress=events,
     )
-    storage = settings.train.storage_path or str(settings.data_dir / "ray_results")
+    storage = _storage(settings)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"job": job},
@@ -184,6 +171,8 @@ def run_stage(
         ),
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         run_config=RunConfig(
+            # One name per job and stage: a job resumed after its process died gets the same run, and Ray
+            # Train restores it from its last checkpoint (the run's checkpoint-manager snapshot).
             name=f"{run_name}-{stage}",
             storage_path=storage,
             failure_config=FailureConfig(max_failures=config.max_failures),
@@ -321,11 +310,117 @@ def check_training_request(store: DocumentStore, author_name: str, settings: Set
     return base_model_path
 
 
-def create_training_job(store: DocumentStore, author: Author) -> Job:
+def create_training_job(
+    store: DocumentStore, author: Author, config: TrainConfig | None = None, activate: bool = True
+) -> Job:
+    """The job row, owned by this process, with what a resume needs (the config, whether to activate)."""
+    plan = ResumeState(config=config, activate=activate) if config is not None else ResumeState()
     return store.create_job(
-        author, TRAIN_JOB_KIND, job_id=uuid.uuid4().hex,
-        progress={"owner": {"host": socket.gethostname(), "pid": os.getpid()}, "stage": "dataset"},
+        author, TRAIN_JOB_KIND, job_id=uuid.uuid4().hex, progress={**plan.model_dump(mode="json"), "stage": "dataset"}
     )
+
+
+# resuming ----------------------------------------------------------------------------------------------
+INTERRUPTED_ERRORS = ("interrupted", "cancelled (service stopping)", "The service stopped while this job ran.")
+"""How a job that did not fail on its own ends (its process stopped or died): such jobs resume."""
+
+
+class StageDone(BaseModel):
+    """A finished stage's result, kept so that a resumed job does not train it again."""
+
+    checkpoint: str
+    storage: str
+    metrics: dict[str, Any]
+
+
+class ResumeState(BaseModel):
+    """What a training job records in its progress for a later resume (``job.progress``)."""
+
+    config: TrainConfig | None = None
+    activate: bool = True
+    done: dict[str, StageDone] = {}
+
+
+def is_resumable(job: Job) -> bool:
+    """A training job that stopped because its process did (not on an error of its own), with a plan."""
+    if job.kind != TRAIN_JOB_KIND or job.progress.get("config") is None:
+        return False
+    if job.status == JobStatus.running:
+        return job.owner is None or job.owner.is_gone()
+    return job.status == JobStatus.failed and (job.error or "").startswith(INTERRUPTED_ERRORS)
+
+
+def claim_for_resume(store: DocumentStore, job_id: str, *, force: bool = False) -> tuple[Job, ResumeState]:
+    """Take over a training job whose process is gone; ``force`` also takes a job that failed on an
+    error of its own (to retry it from its last checkpoint)."""
+    job = store.get_job(job_id)
+    if job.kind != TRAIN_JOB_KIND:
+        raise TwinError(f"Job {job_id} is a {job.kind} job; only training jobs resume.")
+    if job.status == JobStatus.succeeded:
+        raise Conflict(f"Job {job_id} already finished.")
+    if job.status == JobStatus.running and job.owner is not None and not job.owner.is_gone():
+        raise Conflict(f"Job {job_id} is still running (process {job.owner.pid} on {job.owner.host}).")
+    state = ResumeState.model_validate({k: v for k, v in job.progress.items() if k in ResumeState.model_fields})
+    if state.config is None:
+        raise TwinError(f"Job {job_id} was recorded by a version that could not resume it; start a new one.")
+    if not (force or is_resumable(job)):
+        raise Conflict(f"Job {job_id} failed ({job.error}); pass --force (API: force=true) to retry it "
+                       "from its last checkpoint.")
+    return store.claim_job(job), state
+
+
+def _stage_result(done: StageDone) -> Any:
+    """A finished stage's checkpoint and metrics, like the ``Result`` its run returned."""
+    from types import SimpleNamespace
+
+    from ray.train import Checkpoint
+
+    filesystem = None
+    if "://" in done.storage:
+        import pyarrow.fs
+
+        filesystem, _ = pyarrow.fs.FileSystem.from_uri(done.storage)
+    return SimpleNamespace(checkpoint=Checkpoint(done.checkpoint, filesystem=filesystem), metrics=done.metrics)
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, str | int | float | bool) or v is None}
+
+
+def _storage(settings: Settings) -> str:
+    return settings.train.storage_path or str(settings.data_dir / "ray_results")
+
+
+def prune_runs(store: DocumentStore, settings: Settings) -> list[Path]:
+    """Delete the oldest Ray Train run folders past ``train.keep_runs``, never a running or resumable
+    job's; returns the folders deleted (none for remote storage)."""
+    storage = _storage(settings)
+    if "://" in storage or not Path(storage).is_dir():
+        return []
+    keep_ids = {job.id[:8] for job in store.list_jobs(kind=TRAIN_JOB_KIND)
+                if job.status == JobStatus.running or is_resumable(job)}
+    folders = sorted((p for p in Path(storage).iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime,
+                     reverse=True)
+    deleted = []
+    for folder in folders[max(settings.train.keep_runs, 0):]:
+        parts = folder.name.rsplit("-", 2)
+        if len(parts) == 3 and parts[1] in keep_ids:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        deleted.append(folder)
+    return deleted
+
+
+def resume(
+    store: DocumentStore, job_id: str, settings: Settings, progress: ProgressFn = _no_progress,
+    *, force: bool = False,
+) -> Adapter:
+    """Resume a training job whose process died, in this process: finished stages are kept, the stage it
+    was in continues from its last Ray Train checkpoint (same run folder, same step count)."""
+    job, state = claim_for_resume(store, job_id, force=force)
+    author = store.get_author_by_id(job.author_id)
+    assert state.config is not None
+    return train(store, author.name, settings, state.config, progress, activate=state.activate, job_id=job.id)
 
 
 def train(
@@ -347,7 +442,7 @@ def train(
         base_model_path = check_training_request(store, author_name, settings, config)
         started_ray = connect_ray(settings, config)  # a refusal here leaves no job row behind
         try:
-            job = create_training_job(store, store.get_author(author_name))
+            job = create_training_job(store, store.get_author(author_name), config, activate)
         except BaseException:
             if started_ray:
                 import ray
@@ -356,15 +451,14 @@ def train(
             raise
         job_id = job.id
     else:
-        base_model_path = check_base_model(settings)
         job = store.get_job(job_id)
         try:
+            base_model_path = check_base_model(settings)
             started_ray = connect_ray(settings, config)
         except BaseException as exc:
             store.update_job(job_id, status=JobStatus.failed, error=str(exc) or type(exc).__name__)
             raise
     author = store.get_author(author_name)
-    owner = job.progress["owner"]
     try:
         config = resolve_worker_cpus(settings, config)
     except BaseException as exc:
@@ -375,9 +469,24 @@ def train(
             ray.shutdown()
         raise
 
+    state = ResumeState.model_validate({k: v for k, v in job.progress.items() if k in ResumeState.model_fields})
+    state.config = state.config or config
+    state.activate = activate
+
     def report(event: TrainProgress) -> None:
-        store.update_job(job_id, progress={"owner": owner, **event.model_dump()})
+        store.update_job(job_id, progress={**state.model_dump(mode="json"), **event.model_dump()})
         progress(event)
+
+    def stage(name: Stage, *args: Any, **kwargs: Any) -> Any:
+        """Run a stage, or take its result from an earlier attempt of this job."""
+        if name in state.done:
+            report(TrainProgress(stage=name, event="end", message="finished before the resume"))
+            return _stage_result(state.done[name])
+        result = run_stage(name, settings, config, run_name, base_model_path, *args, **kwargs)
+        state.done[name] = StageDone(checkpoint=result.checkpoint.path, storage=_storage(settings),
+                                     metrics=_json_safe(result.metrics))
+        report(TrainProgress(stage=name, event="end", message="stage finished"))
+        return result
 
     adapter_dir: Path | None = None
     try:
@@ -396,10 +505,7 @@ def train(
         report(TrainProgress(stage="dataset", event="end", message=f"{bundle.stats['train'].examples} examples"))
 
         validation = bundle.splits["validation"][: settings.train.max_validation_examples]
-        sft = run_stage(
-            "sft", settings, config, run_name, base_model_path,
-            _rows(bundle.splits["train"]), _rows(validation), report,
-        )
+        sft = stage("sft", _rows(bundle.splits["train"]), _rows(validation), report)
         final_result = sft
         dpo = None
         dpo_error: str | None = None
@@ -407,10 +513,7 @@ def train(
             dpo_error = "no DPO pairs (the base model gave no rejected answers)"
         elif config.dpo:
             try:
-                dpo = run_stage(
-                    "dpo", settings, config, run_name, base_model_path, _rows(bundle.dpo), [], report,
-                    init_adapter=sft.checkpoint,
-                )
+                dpo = stage("dpo", _rows(bundle.dpo), [], report, init_adapter=sft.checkpoint)
                 final_result = dpo
             except Exception as exc:  # noqa: BLE001 - any DPO failure: keep (and register) the SFT adapter
                 dpo_error = str(exc) or type(exc).__name__
@@ -474,10 +577,15 @@ def train(
         if adapter_dir is not None:
             shutil.rmtree(adapter_dir, ignore_errors=True)
             shutil.rmtree(adapter_dir.with_name(adapter_dir.name + ".partial"), ignore_errors=True)
-        store.update_job(job_id, status=JobStatus.failed, error=str(exc) or type(exc).__name__)
+        error = "interrupted (stopped by the user)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        store.update_job(job_id, status=JobStatus.failed, error=error or type(exc).__name__)
         raise
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
+        try:
+            prune_runs(store, settings)
+        except OSError:
+            log.warning("could not prune old Ray Train run folders", exc_info=True)

@@ -271,6 +271,43 @@ class JobStatus(str, enum.Enum):
     failed = "failed"
 
 
+class JobOwner(BaseModel):
+    """The process that runs a job. A job whose owner is gone (its process exited) is failed, or resumed,
+    by the next service to start on that host; jobs of live processes (a `twin train` beside the service,
+    another service on the same database) are left alone."""
+
+    host: str
+    pid: int
+    started: float
+    """The process's start time (seconds since the epoch): a pid reused by a later process is not the owner."""
+
+    @classmethod
+    def current(cls) -> JobOwner:
+        import os
+        import socket
+
+        import psutil
+
+        return cls(host=socket.gethostname(), pid=os.getpid(), started=psutil.Process().create_time())
+
+    def is_gone(self) -> bool:
+        """True when the owner ran on this host and no longer runs; an owner on another host is not ours
+        to judge."""
+        import socket
+
+        import psutil
+
+        if self.host != socket.gethostname():
+            return False
+        try:
+            process = psutil.Process(self.pid)
+            return abs(process.create_time() - self.started) > 1.0 or process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.AccessDenied:
+            return False
+
+
 class Job(BaseModel):
     """A long-running piece of work (e.g. training) whose status the CLI and the API can follow."""
 
@@ -285,6 +322,8 @@ class Job(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    owner: JobOwner | None = None
+    """None for jobs recorded before owners were (their process is presumed gone)."""
 
 
 class RunStatus(str, enum.Enum):

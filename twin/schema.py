@@ -107,6 +107,10 @@ jobs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
+    # The process that runs the job (m007): a starting service fails only jobs whose owner is gone.
+    sa.Column("owner_host", sa.String(255), nullable=True),
+    sa.Column("owner_pid", sa.Integer, nullable=True),
+    sa.Column("owner_started", sa.Float, nullable=True),
 )
 
 runs = sa.Table(
@@ -205,6 +209,26 @@ m004_schedule_runs = _create(schedule_runs)
 m005_page_validators = _create(page_validators)
 m006_feedback_pairs = _create(feedback_pairs)
 
+def _add_columns(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
+    """Add columns of the live definition that an older database's table lacks (a new database got them
+    when the table was created)."""
+
+    def migrate(conn: sa.Connection) -> None:
+        quote = conn.dialect.identifier_preparer
+        # the table as this connection sees it: a schema_translate_map, else the search_path
+        schema = conn.get_execution_options().get("schema_translate_map", {}).get(None)
+        where = (quote.quote_schema(schema) + "." if schema else "") + quote.quote(table.name)
+        present = set(conn.execute(sa.text(f"SELECT * FROM {where} WHERE 1 = 0")).keys())
+        for name in names:
+            if name not in present:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {where} ADD COLUMN {quote.quote(name)} {kind}"))
+
+    return migrate
+
+
+m007_job_owner = _add_columns(jobs, "owner_host", "owner_pid", "owner_started")
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_documents", m001_documents),
     ("m002_adapters_and_jobs", m002_adapters_and_jobs),
@@ -212,6 +236,7 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m004_schedule_runs", m004_schedule_runs),
     ("m005_page_validators", m005_page_validators),
     ("m006_feedback_pairs", m006_feedback_pairs),
+    ("m007_job_owner", m007_job_owner),
 ]
 
 

@@ -19,6 +19,7 @@ from twin.domain import (
     DraftStatus,
     FeedbackPair,
     Job,
+    JobOwner,
     JobStatus,
     Kind,
     NotFound,
@@ -47,6 +48,13 @@ def _row(row: sa.Row[Any]) -> dict[str, Any]:
         if isinstance(value, datetime):
             data[key] = _aware(value)
     return data
+
+
+def _job(row: sa.Row[Any]) -> Job:
+    data = _row(row)
+    host, pid, started = data.pop("owner_host"), data.pop("owner_pid"), data.pop("owner_started")
+    owner = JobOwner(host=host, pid=pid, started=started) if host is not None and pid is not None else None
+    return Job(**data, owner=owner)
 
 
 def create_db_engine(url: str) -> sa.Engine:
@@ -413,12 +421,19 @@ class DocumentStore:
 
     # jobs ------------------------------------------------------------------------------------
     def create_job(
-        self, author: Author, kind: str, job_id: str | None = None, progress: dict[str, Any] | None = None
+        self,
+        author: Author,
+        kind: str,
+        job_id: str | None = None,
+        progress: dict[str, Any] | None = None,
+        owner: JobOwner | None = None,
     ) -> Job:
+        """A running job owned by ``owner`` (default: this process, which runs it)."""
         import uuid
 
         now = t.utcnow()
         job_id = job_id or uuid.uuid4().hex
+        owner = owner or JobOwner.current()
         with self.engine.begin() as conn:
             conn.execute(
                 t.jobs.insert().values(
@@ -429,9 +444,33 @@ class DocumentStore:
                     progress=progress or {},
                     created_at=now,
                     updated_at=now,
+                    owner_host=owner.host,
+                    owner_pid=owner.pid,
+                    owner_started=owner.started,
                 )
             )
         return self.get_job(job_id)
+
+    def claim_job(self, job: Job, owner: JobOwner | None = None) -> Job:
+        """Make ``owner`` (default: this process) the owner of ``job`` and mark it running again, provided
+        its owner is still the one read in ``job`` (of two processes resuming it, one wins)."""
+        owner = owner or JobOwner.current()
+        previous = job.owner
+        matches = (
+            [t.jobs.c.owner_host == previous.host, t.jobs.c.owner_pid == previous.pid,
+             t.jobs.c.owner_started == previous.started]
+            if previous is not None else [t.jobs.c.owner_pid.is_(None)]
+        )
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job.id, *matches)
+                .values(owner_host=owner.host, owner_pid=owner.pid, owner_started=owner.started,
+                        status=JobStatus.running.value, error=None, updated_at=t.utcnow())
+            ).rowcount
+        if not claimed:
+            raise Conflict(f"Job {job.id} was taken over by another process.")
+        return self.get_job(job.id)
 
     def update_job(
         self,
@@ -461,7 +500,7 @@ class DocumentStore:
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"No job with id {job_id}.")
-        return Job(**_row(row))
+        return _job(row)
 
     def list_jobs(
         self, author: Author | None = None, kind: str | None = None, status: JobStatus | None = None
@@ -475,7 +514,7 @@ class DocumentStore:
             query = query.where(t.jobs.c.status == status.value)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.jobs.c.created_at, t.jobs.c.id)).all()
-        return [Job(**_row(r)) for r in rows]
+        return [_job(r) for r in rows]
 
     # runs and drafts -------------------------------------------------------------------------
     def create_run(
