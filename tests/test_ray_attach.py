@@ -82,7 +82,8 @@ def ray_head() -> Iterator[Head]:
         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
         "--metrics-export-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
     ]
-    started = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
+    started = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=180,
+                             check=False)
     patch = pytest.MonkeyPatch()
     try:
         for key, value in env.items():
@@ -99,7 +100,7 @@ def ray_head() -> Iterator[Head]:
             try:
                 (node,) = list_nodes(address=dashboard)
                 break
-            except Exception:  # noqa: BLE001 - the dashboard's API comes up a little after `ray start` returns
+            except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)

@@ -64,7 +64,7 @@ def attach(address: str, **init_kwargs: Any) -> None:
     _check_reachable(address)
     try:
         ray.init(address=address, **init_kwargs)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError, exit
+    except (Exception, SystemExit) as exc:
         raise _unreachable(address, exc) from exc
 
 
@@ -115,7 +115,7 @@ def clean_up_failed_start(grace_s: float = 10.0) -> int:
 
     try:
         ray.shutdown()
-    except Exception:  # noqa: BLE001 - a half-started Ray may fail to shut down; its processes go below
+    except Exception:
         log.debug("ray.shutdown after a failed start raised", exc_info=True)
     leftovers = local_ray_processes()
     for proc in leftovers:
