@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 import sqlalchemy as sa
-
 from conftest import postgres_schema
+
 from serving.service import TwinService
 from training.config import TrainConfig
 from training.job import TRAIN_JOB_KIND, create_training_job, is_resumable
