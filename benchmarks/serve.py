@@ -1,17 +1,23 @@
 """Serving benchmark -> benchmarks/results/serve.json
 
-    python -m benchmarks.serve [--variant fp32-1t] [--max-new-tokens 64] [--concurrency 8] [--chat-requests 8]
+    python -m benchmarks.serve [--max-new-tokens 64] [--concurrency 8] [--skip-chat] [--deployments ...]
 
 One run measures, in order:
-1. the model deployment (SmolLM2 on a local Ray Serve, through `ModelClient`): single-request tokens/s, and
-   aggregate tokens/s with N concurrent requests with batching on (`max_batch_size=N`) and off (`=1`);
-   target: the batched aggregate at N=8 is at least 4x the single-request rate;
-2. the product end to end: a real uvicorn server of `create_app` (its own model deployment, embedded
-   Qdrant and SQLite) answering `/api/chat` for an author whose posts are stored, one draft and one
-   critique round per request (`agent.max_revisions=0`), sequential requests: p50/p95 latency.
+1. the model deployment (SmolLM2 on a local Ray Serve, through `ModelClient`, one CPU for the replica), for
+   each deployment in ``--deployments`` (``static-fp32``: today's ``@serve.batch`` engine; ``continuous-fp32``:
+   the default, iteration-level batching; ``continuous-int4``: the same with int4 weights):
+   - single-stream tokens/s and aggregate tokens/s with ``--concurrency`` requests at once (greedy);
+   - time to first token (TTFT) of a request on an idle replica, and of a newly arriving request while
+     ``--concurrency - 1`` clients keep the replica busy with long streams (so N requests in all);
+     target: p95 under load <= 2x idle;
+   - on the default deployment, the replica's RSS with the base model alone and with 8 LoRA adapters loaded
+     (r=16 on every projection, as training makes them); target <= 1.2x;
+2. the product end to end (unless ``--skip-chat``): a real uvicorn server of `create_app` (its own model
+   deployment, embedded Qdrant and SQLite) answering `/api/chat` for an author whose posts are stored, one
+   draft and one critique round per request (`agent.max_revisions=0`), sequential requests: p50/p95 latency.
 
-The variant's meaning (dtype x torch threads) and the model part are shared with benchmarks/serve_model.py,
-which sweeps every variant.
+The machine is shared: the load average is recorded, and only ratios within one run mean much.
+benchmarks/serve_model.py compares the engines without Ray (and their greedy agreement with ``generate``).
 """
 
 from __future__ import annotations
@@ -31,10 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.corpus_site import load_corpus
-from benchmarks.serve_model import VARIANTS, _deploy, _measure
+from benchmarks.serve_model import messages
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
+
+DEPLOYMENTS = {
+    # name: (engine, quantize)
+    "static-fp32": ("static", "none"),
+    "continuous-fp32": ("continuous", "none"),
+    "continuous-int4": ("continuous", "int4"),
+}
 
 CHAT_PROMPTS = [
     "Write about what a year of writing every day taught me.",
@@ -60,35 +73,159 @@ def _settings(data_dir: Path) -> Any:
         data_dir=data_dir,
         models_path=Path(os.environ.get("TWIN_TEST_MODELS_DIR", REPO / ".cache" / "models")),
         serve=ServeSettings(ray_num_cpus=os.cpu_count(), batch_wait_timeout_s=0.05, model_probe_timeout_s=120,
-                            request_timeout_s=1800),
+                            request_timeout_s=1800, model_num_cpus=1, torch_threads=1),
         allowed_hosts=["127.0.0.1"],
         _env_file=None,
     )
+
+
+def _random_adapters(settings: Any, count: int) -> list[Any]:
+    """LoRA adapters shaped like the training defaults (r=16 on every projection), random B matrices."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from serving.model_client import AdapterRef
+    from twin.models import resolve_base_model
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_base_model(settings), dtype=torch.float32)
+    refs = []
+    for version in range(1, count + 1):
+        torch.manual_seed(version)
+        config = LoraConfig(r=settings.train.lora_r, lora_alpha=settings.train.lora_alpha,
+                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                            "down_proj"])
+        peft_model = get_peft_model(model, config)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.01)
+        path = settings.adapters_dir / f"bench-v{version}"
+        peft_model.save_pretrained(path)
+        model = peft_model.unload()
+        refs.append(AdapterRef(author="bench", version=version, path=str(path)))
+    return refs
+
+
+def _deploy(base: Any, name: str, max_batch_size: int) -> Any:
+    from ray import serve
+
+    from serving.model import MODEL_APP_NAME, deploy_model
+    from serving.model_client import ModelClient
+
+    engine, quantize = DEPLOYMENTS[name]
+    serve_settings = base.serve.model_copy(update=dict(model_engine=engine, model_quantize=quantize,
+                                                       max_batch_size=max_batch_size))
+    settings = base.model_copy(update={"serve": serve_settings})
+    if MODEL_APP_NAME in serve.status().applications:
+        serve.delete(MODEL_APP_NAME)
+    return ModelClient(deploy_model(settings), settings=settings)
+
+
+async def _stream(client: Any, adapter: Any, i: int, params: Any) -> tuple[float, int, float]:
+    """(time to first token, tokens, seconds) of one streamed request."""
+    start = time.perf_counter()
+    first: float | None = None
+    final = None
+    async for chunk in client.stream_chunks(adapter, messages(i), params):
+        if first is None and chunk.text:
+            first = time.perf_counter() - start
+        final = chunk.final or final
+    elapsed = time.perf_counter() - start
+    return (first if first is not None else elapsed), final.completion_tokens, elapsed
+
+
+async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any] | None) -> dict[str, Any]:
+    from serving.model import SamplingParams
+
+    params = SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens)
+    short = SamplingParams(temperature=0.0, max_new_tokens=4)
+    await asyncio.gather(*(client.generate(None, messages(i), short) for i in range(args.concurrency)))
+    result: dict[str, Any] = {}
+
+    runs = [await _stream(client, None, i, params) for i in range(args.repeats)]
+    rates = [tokens / seconds for _, tokens, seconds in runs]
+    result["single"] = {"tokens_per_s": statistics.median(rates), "runs_tokens_per_s": rates}
+
+    start = time.perf_counter()
+    generations = await asyncio.gather(*(client.generate(None, messages(i), params) for i in range(args.concurrency)))
+    elapsed = time.perf_counter() - start
+    tokens = sum(g.completion_tokens for g in generations)
+    result["aggregate"] = {"requests": args.concurrency, "tokens": tokens, "seconds": elapsed,
+                           "tokens_per_s": tokens / elapsed, "batch_sizes": sorted(g.batch_size for g in generations)}
+
+    idle = [(await _stream(client, None, i, short))[0] for i in range(args.ttft_requests)]
+    busy_params = SamplingParams(temperature=0.0, max_new_tokens=args.load_tokens)
+    stop = asyncio.Event()
+    started = [asyncio.Event() for _ in range(args.concurrency - 1)]
+
+    async def keep_busy(k: int) -> int:
+        done = 0
+        while not stop.is_set():
+            async for _ in client.stream(None, messages(k + done), busy_params):
+                started[k].set()
+                if stop.is_set():
+                    break
+            done += 1
+        return done
+
+    background = [asyncio.create_task(keep_busy(k)) for k in range(args.concurrency - 1)]
+    await asyncio.gather(*(event.wait() for event in started))
+    loaded = []
+    for i in range(args.ttft_requests):
+        await asyncio.sleep(0.3 * (i % 3))  # arrive at different points of the running rows' progress
+        loaded.append((await _stream(client, None, i, short))[0])
+    stop.set()
+    await asyncio.gather(*background)
+    result["ttft"] = {
+        "idle_p50_s": statistics.median(idle), "idle_p95_s": _percentile(idle, 0.95),
+        "under_load_p50_s": statistics.median(loaded), "under_load_p95_s": _percentile(loaded, 0.95),
+        "load_clients": args.concurrency - 1, "load_tokens_per_request": args.load_tokens,
+        "ratio_p95_under_load_to_idle_p50": _percentile(loaded, 0.95) / statistics.median(idle),
+        "idle_s": idle, "under_load_s": loaded,
+    }
+    if adapters:
+        base_rss = (await client.info()).rss_bytes
+        for adapter in adapters:
+            await client.generate(adapter, messages(0), short)
+        info = await client.info()
+        result["memory"] = {
+            "rss_base_mb": base_rss / 2**20, "rss_with_adapters_mb": info.rss_bytes / 2**20,
+            "adapters_loaded": len(info.loaded_adapters), "ratio": info.rss_bytes / base_rss, "target_ratio": 1.2,
+        }
+        start = time.perf_counter()
+        rows = [*adapters, None]
+        mixed = await asyncio.gather(*(client.generate(rows[i % len(rows)], messages(i), params)
+                                       for i in range(args.concurrency)))
+        elapsed = time.perf_counter() - start
+        result["aggregate_mixed_adapters"] = {
+            "tokens": sum(g.completion_tokens for g in mixed), "seconds": elapsed,
+            "tokens_per_s": sum(g.completion_tokens for g in mixed) / elapsed,
+            "adapters": len({g.adapter for g in mixed}), "batch_sizes": sorted(g.batch_size for g in mixed),
+        }
+    return result
 
 
 def model_part(args: argparse.Namespace) -> dict[str, Any]:
     import ray
     from ray import serve
 
-    dtype, threads, cpus = VARIANTS[args.variant]
     base = _settings(Path(tempfile.mkdtemp(prefix="twin-serve-bench-")))
     base.ensure_dirs()
+    adapters = _random_adapters(base, args.adapters) if args.adapters else None
+    out: dict[str, Any] = {}
     try:
-        on = asyncio.run(_measure(_deploy(base, dtype, threads, cpus, args.concurrency), args, batching=True))
-        off = asyncio.run(_measure(_deploy(base, dtype, threads, cpus, 1), args, batching=False))
+        for name in args.deployments.split(","):
+            print(f"== deployment {name}", flush=True)
+            client = _deploy(base, name, args.concurrency)
+            with_adapters = adapters if name == "continuous-fp32" else None
+            out[name] = asyncio.run(_deployment(client, args, with_adapters))
+            out[name]["load_avg_after"] = os.getloadavg()
+            print(json.dumps(out[name], indent=1), flush=True)
     finally:
         serve.shutdown()
         ray.shutdown()
-    single = on["single"]["tokens_per_s"]
-    ratio = on["concurrent"]["tokens_per_s"] / single
-    return {
-        "variant": args.variant, "dtype": dtype, "torch_threads": threads,
-        "single": on["single"], "batching_on": on["concurrent"], "batching_off": off["concurrent"],
-        "ratio_batched_aggregate_to_single": ratio,
-        "ratio_unbatched_aggregate_to_single": off["concurrent"]["tokens_per_s"] / single,
-        "target_ratio": 4.0, "target_met": ratio >= 4.0,
-        "llama_cpp_single_stream_tokens_per_s": 98,
-    }
+    return out
 
 
 def chat_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,9 +237,8 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     from twin.domain import Kind, Platform, RawDocument
     from twin.store import DocumentStore
 
-    dtype, threads, cpus = VARIANTS[args.variant]
     settings = _settings(Path(tempfile.mkdtemp(prefix="twin-chat-bench-")))
-    settings.serve.model_dtype, settings.serve.torch_threads, settings.serve.model_num_cpus = dtype, threads, cpus
+    settings.serve.model_engine, settings.serve.model_quantize = DEPLOYMENTS[args.chat_deployment]
     settings.serve.max_new_tokens = args.chat_max_new_tokens
     settings.agent.max_revisions = 0  # one draft, one critique round
     settings.schedule.enabled = False
@@ -161,10 +297,14 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="fp32-1t", choices=list(VARIANTS))
+    parser.add_argument("--deployments", default=",".join(DEPLOYMENTS), help=f"comma-separated, of {list(DEPLOYMENTS)}")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="single-request runs (median reported)")
+    parser.add_argument("--ttft-requests", type=int, default=10, help="TTFT samples, idle and under load each")
+    parser.add_argument("--load-tokens", type=int, default=128, help="length of each background request")
+    parser.add_argument("--adapters", type=int, default=8, help="LoRA adapters for the memory check (0: skip)")
+    parser.add_argument("--chat-deployment", default="continuous-fp32", choices=list(DEPLOYMENTS))
     parser.add_argument("--chat-requests", type=int, default=8)
     parser.add_argument("--chat-max-new-tokens", type=int, default=96)
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
@@ -181,12 +321,34 @@ def main() -> None:
         "command": "python -m benchmarks.serve " + " ".join(sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
                     "torch": torch.__version__, "transformers": transformers.__version__, "ray": ray.__version__},
-        "base_model": "smollm2-135m-instruct (the default)", "decoding": "greedy",
+        "note": "a shared machine: compare ratios within this run, not absolute numbers across runs",
+        "base_model": "smollm2-135m-instruct (the default)", "decoding": "greedy", "replica": "1 CPU, 1 torch thread",
         "max_new_tokens": args.max_new_tokens, "concurrency": args.concurrency,
+        "llama_cpp": {"single_stream_tokens_per_s_reported_in_issue_14": 98,
+                      "measured_here": None,
+                      "why_not": "llama-cpp-python 0.3.36 has no wheel on the mirror; its source build did not "
+                                 "finish in 15 min on this loaded 2-core machine (GGML_NATIVE, pip wheel)"},
     }
-    print("== model deployment: single, then batching on and off", flush=True)
     report["model"] = model_part(args)
-    print(json.dumps(report["model"], indent=1), flush=True)
+    models = report["model"]
+    if "continuous-fp32" in models:
+        default = models["continuous-fp32"]
+        report["targets"] = {
+            "default_deployment": "continuous-fp32",
+            "single_stream_tokens_per_s": default["single"]["tokens_per_s"],
+            "aggregate_tokens_per_s_at_concurrency": default["aggregate"]["tokens_per_s"],
+            "ttft_p95_under_load_to_idle": default["ttft"]["ratio_p95_under_load_to_idle_p50"],
+            "ttft_target_met": default["ttft"]["ratio_p95_under_load_to_idle_p50"] <= 2.0,
+            "rss_with_8_adapters_to_base": default.get("memory", {}).get("ratio"),
+        }
+        for name in ("static-fp32", "continuous-int4"):
+            if name in models:
+                report["targets"][name] = {
+                    "single_stream_tokens_per_s": models[name]["single"]["tokens_per_s"],
+                    "aggregate_tokens_per_s_at_concurrency": models[name]["aggregate"]["tokens_per_s"],
+                    "ttft_p95_under_load_to_idle": models[name]["ttft"]["ratio_p95_under_load_to_idle_p50"],
+                }
+        print(json.dumps(report["targets"], indent=1), flush=True)
     if not args.skip_chat:
         print("== /api/chat end to end", flush=True)
         report["chat"] = chat_part(args)

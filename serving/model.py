@@ -120,6 +120,8 @@ class ModelInfo(BaseModel):
     """How the replica batches (the configured engine, unless the model needs the static one)."""
     quantized: bool = False
     """The decoder runs on int4 weights."""
+    rss_bytes: int = 0
+    """The replica's resident memory (base model, adapters, caches)."""
 
 
 class ModelConfig(BaseModel):
@@ -464,11 +466,13 @@ class BatchEngine:
         tracker.finish_all()
 
     def info(self) -> ModelInfo:
+        import psutil
         import torch
 
         return ModelInfo(base_model=self.config.base_model, dtype=self.config.dtype,
                          torch_threads=torch.get_num_threads(), loaded_adapters=self.loaded_adapters,
-                         max_batch_size=self.config.max_batch_size, quantized=self.quantized)
+                         max_batch_size=self.config.max_batch_size, quantized=self.quantized,
+                         rss_bytes=psutil.Process().memory_info().rss)
 
 
 def _row_generator(params: SamplingParams) -> torch.Generator:
