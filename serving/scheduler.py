@@ -416,15 +416,17 @@ class Scheduler:
         return claim
 
     # fires --------------------------------------------------------------------------------------
+    # Claims and run records are written from a thread: a synchronous SQLite write on the event loop can wait
+    # on the lock held by the checkpointer's aiosqlite connection, whose commit needs the loop (a deadlock).
     async def _fire(self, job_id: str, fire_time: datetime) -> None:
-        claim = self.book.claim(job_id, fire_time)
+        claim = await asyncio.to_thread(self.book.claim, job_id, fire_time)
         if claim is None:
             log.info("schedule %s at %s: claimed by another process, skipping", job_id, fire_time)
             return
         try:
             schedule = self.book.get(job_id)
         except NotFound:  # removed between fire and claim
-            self.book.finish(claim.id, "skipped", {}, "The schedule was removed.")
+            await asyncio.to_thread(self.book.finish, claim.id, "skipped", {}, "The schedule was removed.")
             return
         await self._execute(schedule, claim)
 
@@ -433,19 +435,20 @@ class Scheduler:
         assert task is not None
         self._active.add(task)
         detail: dict[str, Any] = {"run_ids": [], "draft_ids": [], "new_documents": 0}
+        finish = self.book.finish
         try:
             status = await self._draft(schedule, claim, detail)
         except asyncio.CancelledError:
-            self.book.finish(claim.id, "failed", detail, "The service stopped during this run.")
+            await asyncio.to_thread(finish, claim.id, "failed", detail, "The service stopped during this run.")
             raise
         except Exception as exc:  # noqa: BLE001 - the run record tells the user what went wrong
             log.exception("schedule %s failed", schedule.id)
-            self.book.finish(claim.id, "failed", detail, str(exc) or type(exc).__name__)
+            await asyncio.to_thread(finish, claim.id, "failed", detail, str(exc) or type(exc).__name__)
             raise
         finally:
             self._active.discard(task)
         log.info("schedule %s at %s: %s", schedule.id, claim.fire_time, status)
-        self.book.finish(claim.id, status, detail, detail.pop("reason", None))
+        await asyncio.to_thread(finish, claim.id, status, detail, detail.pop("reason", None))
 
     async def _draft(self, schedule: Schedule, claim: ScheduleRun, detail: dict[str, Any]) -> str:
         from agents.briefs import scheduled_brief

@@ -200,3 +200,44 @@ def test_upload_forms_that_are_not_an_export_get_clear_4xx(settings):
         schema = client.get("/schema/openapi.json").json()
         body = schema["paths"]["/api/authors/{author}/import"]["post"]["requestBody"]
         assert body["content"]["multipart/form-data"]["schema"]["properties"]["data"]["format"] == "binary"
+
+
+async def test_job_bookkeeping_waits_on_a_locked_database_off_the_event_loop(settings: Settings):
+    """While another connection holds SQLite's write lock, a job's progress and final state wait for it in
+    a thread: the service's event loop (every request it answers) keeps running."""
+    import asyncio
+    import sqlite3
+
+    from serving.service import TwinService
+    from twin.domain import IngestReport, JobStatus
+
+    service = TwinService(settings)
+    await service.start(with_model=False)
+    try:
+        author = service.db.add_author("ada")
+        job = service.db.create_job(author, "ingest")
+        blocker = sqlite3.connect(settings.data_dir / "twin.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # a slow writer elsewhere: holds the write lock
+
+        async def work(report_progress):
+            for done in range(1, 4):
+                report_progress({"done": done})
+                await asyncio.sleep(0)
+            return IngestReport(author="ada")
+
+        gaps: list[float] = []
+        loop = asyncio.get_running_loop()
+        service._spawn(job, work)
+        held_until = loop.time() + 1.5
+        while loop.time() < held_until:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+        assert service.db.get_job(job.id).status is JobStatus.running  # its writes are still waiting
+        blocker.execute("COMMIT")
+        blocker.close()
+        finished = await service.wait_for_job(job.id, timeout_s=30)
+        assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+        assert finished.status is JobStatus.succeeded and finished.progress == {"done": 3}
+    finally:
+        await service.stop()
