@@ -143,6 +143,7 @@ def test_train_flags_reach_the_config_and_an_sft_only_adapter_says_why(
         )
 
     monkeypatch.setattr(training.job, "train", fake_train)
+    store.add_author("x")  # the command reads the author's inbox preferences before it trains
     result = CliRunner().invoke(cli, ["train", "x", "--max-steps", "7", "--dpo-max-steps", "3", "--dpo-pairs", "12",
                                       "--epochs", "1.5"])
     assert result.exit_code == 0, result.output
