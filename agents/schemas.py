@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tools.schemas import Critique
-from twin.domain import Platform, TwinError
+from twin.domain import DraftPlatform, Platform, TwinError
 from twin.settings import ServeSettings
 
 MAX_DRAFTS = 5
@@ -25,14 +25,19 @@ class LimitExceeded(TwinError):
 
 
 class DraftRequest(BaseModel):
-    """Ask the twin for posts: a brief, optional links to read first, the platform, how many drafts."""
+    """Ask the twin for posts: a brief, optional links to read first, the platform, how many drafts.
+
+    ``platform`` is where the post goes; for ``github`` the brief says which piece (a README section by
+    default, release notes, or a code snippet with commentary). Never ``chat``: private messages are
+    training data, not a platform to draft for (refused with HTTP 400).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     author: str = Field(min_length=1, max_length=200, description="The author whose twin writes.")
     prompt: str = Field(min_length=1, description="What to write about (the brief).")
     links: list[str] = Field(default_factory=list, description="Pages to read first (http/https only).")
-    platform: Platform = Platform.linkedin
+    platform: DraftPlatform = Platform.linkedin
     drafts: int = Field(default=1, ge=1, le=MAX_DRAFTS, description="How many alternative drafts.")
 
     @field_validator("author", "prompt")

@@ -62,6 +62,12 @@ def train(
         help="DPO on the inbox's preference pairs alone (your edits and approve-over-discard choices): no "
         "base-model answers are generated, so the DPO stage is short. Combine with --max-steps for a short SFT.",
     ),
+    with_code: bool = typer.Option(
+        False, "--with-code",
+        help="Also learn AUTHOR's own code: the lines their commits added in the repos they ingested (commit "
+        "message -> code, docstring -> function; who they are in commits: TWIN_CRAWL__GIT_IDENTITIES). Its "
+        "held-out perplexity is reported apart from the prose's.",
+    ),
     resume: str | None = typer.Option(
         None, "--resume", metavar="JOB",
         help="Continue training job JOB, whose process died, from its last checkpoint (its own options; "
@@ -105,6 +111,7 @@ def train(
             epochs=epochs,
             use_gpu=gpu,
             dpo=False if no_dpo else None,
+            code_mix=True if with_code else None,
         )
         columns = (
             SpinnerColumn(),
@@ -174,6 +181,12 @@ def train(
         f"(ratio {m['perplexity_ratio']:.3f}); train loss {m['train_loss']:.3f}, "
         f"validation loss {m['validation_loss']:.3f}"
     )
+    if "perplexity_code_base" in m:
+        console.print(
+            f"held-out code perplexity: base {m['perplexity_code_base']:.2f} -> adapter "
+            f"{m['perplexity_code_adapter']:.2f} (ratio {m['perplexity_code_ratio']:.3f}, "
+            f"{m['perplexity_code_examples']} examples)"
+        )
 
 
 def follow_training(client: ServiceClient, job_id: str, on_progress: Callable[[Any], None]) -> Adapter:

@@ -1,5 +1,8 @@
 """Platform rules a draft must keep: length, hashtags, links, article structure, and sane output.
 
+GitHub text (a README section, release notes, a code snippet with commentary) is markdown that GitHub renders:
+it needs a shape (a heading, a list or a fenced code block), and code in it comes with words that explain it.
+
 Every platform also gets the output checks: not empty, not truncated mid-sentence, not degenerate
 (a model stuck repeating itself). ``score`` is the fraction of checks passed; empty output scores 0.
 """
@@ -47,6 +50,11 @@ class PlatformLimits(BaseModel):
     needs_heading: bool = False
     thread: bool = False
     """Longer text must be a numbered thread (see :func:`split_thread`)."""
+    markdown_shape: bool = False
+    """The text needs a heading, a list or a fenced code block (GitHub renders markdown; a wall of text
+    is not a README section, release notes or a snippet)."""
+    code_commentary: bool = False
+    """Fenced code must come with at least ``MIN_COMMENTARY_WORDS`` words of prose around it."""
 
 
 PLATFORM_LIMITS: dict[str, PlatformLimits] = {
@@ -55,7 +63,9 @@ PLATFORM_LIMITS: dict[str, PlatformLimits] = {
     "medium": PlatformLimits(min_words=300, needs_heading=True),
     "substack": PlatformLimits(min_words=300, needs_heading=True),
     "blog": PlatformLimits(min_words=300, needs_heading=True),
+    "github": PlatformLimits(max_links=10, markdown_shape=True, code_commentary=True),
 }
+MIN_COMMENTARY_WORDS = 12
 
 DEGENERATION_NGRAM = 3
 MAX_REPEATED_NGRAM_RATIO = 0.2
@@ -201,8 +211,8 @@ def _check(name: str, passed: bool, detail: str) -> RuleCheck:
 
 
 def check_platform_rules(text: str, platform: str | Enum, *, max_words: int | None = None) -> RulesResult:
-    """Check ``text`` against the rules of ``platform`` (linkedin, x, medium, substack, blog; others get
-    only the output checks).
+    """Check ``text`` against the rules of ``platform`` (linkedin, x, medium, substack, blog, github; others
+    get only the output checks).
 
     ``max_words`` is the most the generation budget lets a draft hold: a minimum length above it could
     never be met, so the minimum becomes 80% of it (a rule no draft can keep steers nothing).
@@ -285,6 +295,21 @@ def check_platform_rules(text: str, platform: str | Enum, *, max_words: int | No
             )
         )
 
+    if limits.markdown_shape:
+        shaped = has_markdown_shape(text)
+        checks.append(_check(
+            "markdown_shape", shaped,
+            "has a heading, list or code block" if shaped
+            else "plain paragraphs only; give it a '## Heading', a '- ' list or a fenced code block",
+        ))
+    if limits.code_commentary and FENCED_CODE_RE.search(text):
+        n = len(words(FENCED_CODE_RE.sub(" ", text)))
+        checks.append(_check(
+            "code_commentary", n >= MIN_COMMENTARY_WORDS,
+            f"{n} words around the code (at least {MIN_COMMENTARY_WORDS})"
+            + ("" if n >= MIN_COMMENTARY_WORDS else "; say what the code does and why"),
+        ))
+
     violations = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     score = sum(c.passed for c in checks) / len(checks)
     return RulesResult(score=score, violations=violations, checks=checks)
@@ -293,6 +318,13 @@ def check_platform_rules(text: str, platform: str | Enum, *, max_words: int | No
 def _trigrams(text: str) -> list[tuple[str, ...]]:
     tokens = lower_words(text)
     return [tuple(tokens[i : i + DEGENERATION_NGRAM]) for i in range(len(tokens) - DEGENERATION_NGRAM + 1)]
+
+
+def has_markdown_shape(text: str) -> bool:
+    """A fenced code block, a markdown heading or a list item."""
+    if FENCED_CODE_RE.search(text):
+        return True
+    return any(HEADING_RE.match(line) or LIST_MARKER_RE.match(line) for line in text.splitlines())
 
 
 def has_title_or_headings(text: str) -> bool:

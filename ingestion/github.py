@@ -16,6 +16,13 @@ without a checkout, so no symlink or lazy fetch is ever followed. Safety:
 
 A "dumb" HTTP remote (a bare repo served as static files) cannot do shallow clones: git says so and the
 clone is retried in full, under the same size and time caps.
+
+The author's own code: when a repo has commits of theirs (``crawl.git_identities``, or on github.com the
+owner's login), the clone keeps ``github_history_commits`` commits of history, and each file a commit of
+theirs changed becomes one more document: the commit message and the lines that commit added, and nothing
+else (context and removed lines may be someone else's; see :mod:`twin.commits`). Reading history never
+reaches the network: a blob the partial clone left on the server makes that file be skipped
+(``protocol.allow=never`` on every local git command stops git's lazy fetch).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -37,8 +45,15 @@ from pydantic import BaseModel
 
 from ingestion.types import CollectedItem, FetchFailed, Problem, UrlRefused
 from ingestion.urlguard import (
-    REDIRECT_STATUSES, CheckedUrl, TooManyRedirects, UrlGuard, follow_redirects, guarded_session, read_capped,
+    REDIRECT_STATUSES,
+    CheckedUrl,
+    TooManyRedirects,
+    UrlGuard,
+    follow_redirects,
+    guarded_session,
+    read_capped,
 )
+from twin.commits import AuthoredChange
 from twin.domain import Kind, Platform, RawDocument
 from twin.settings import Settings
 
@@ -57,6 +72,14 @@ LANGUAGES = {
     ".rb": "ruby", ".c": "c", ".h": "c", ".cpp": "cpp", ".sh": "shell", ".toml": "toml", ".yaml": "yaml",
     ".yml": "yaml", ".md": "markdown", ".markdown": "markdown", ".rst": "restructuredtext", ".txt": "text",
 }
+CODE_LANGUAGES = frozenset({"python", "javascript", "typescript", "go", "rust", "java", "ruby", "c", "cpp", "shell"})
+"""Languages whose authored changes become documents (configuration and prose files are not code style)."""
+MIN_AUTHORED_LINES = 3
+"""A change adding fewer non-blank lines says little about how its author writes code."""
+MAX_AUTHORED_LINE_CHARS = 400
+"""A longer added line is minified or generated, not written."""
+NOREPLY_DOMAIN = "users.noreply.github.com"
+TRAILER_RE = re.compile(r"^[A-Za-z][\w-]*-by:\s", re.IGNORECASE)
 SHALLOW_UNSUPPORTED = "does not support shallow"
 MIN_CLONE_TIMEOUT_S = 60.0
 SIZE_POLL_S = 0.25
@@ -73,6 +96,37 @@ class RepoTarget(BaseModel):
     name: str
     size_bytes: int | None = None
     """Size reported by the GitHub API, when known (checked before cloning)."""
+    owner: str | None = None
+    """The github.com login (user or org) the repo belongs to; None for other git hosts."""
+
+
+class GitIdentity(BaseModel):
+    """Who the author is in commit metadata: emails, names and a GitHub login (all compared case-blind)."""
+
+    emails: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    login: str | None = None
+
+    @classmethod
+    def for_target(cls, target: RepoTarget, settings: Settings) -> GitIdentity | None:
+        given = [item.strip().lower() for item in settings.crawl.git_identities if item.strip()]
+        identity = cls(
+            emails=frozenset(item for item in given if "@" in item),
+            names=frozenset(item for item in given if "@" not in item),
+            login=target.owner.lower() if target.owner else None,
+        )
+        return identity if identity.emails or identity.names or identity.login else None
+
+    def matches(self, name: str, email: str) -> bool:
+        name, email = name.strip().lower(), email.strip().lower()
+        if email in self.emails or name in self.names:
+            return True
+        if self.login is None:
+            return False
+        local, _, domain = email.partition("@")
+        # GitHub's no-reply address is `login@` or `12345+login@users.noreply.github.com`
+        noreply = domain == NOREPLY_DOMAIN and local.rpartition("+")[2] == self.login
+        return noreply or name == self.login
 
 
 async def collect_github(url: str, *, settings: Settings, guard: UrlGuard) -> AsyncIterator[CollectedItem]:
@@ -113,7 +167,8 @@ async def resolve_targets(
     if parts.path.endswith(".git") and segments:
         web_url = url.removesuffix(".git")
         name = segments[-1].removesuffix(".git")
-        return [RepoTarget(clone_url=url, web_url=web_url, name=name)]
+        owner = segments[0] if (parts.hostname or "").lower() in GITHUB_HOSTS and len(segments) == 2 else None
+        return [RepoTarget(clone_url=url, web_url=web_url, name=name, owner=owner)]
     if (parts.hostname or "").lower() not in GITHUB_HOSTS or not segments:
         raise GitHubProblem(f"{url!r} is neither a GitHub user, org or repo URL nor a git URL ending in .git")
     owner = segments[0]
@@ -121,7 +176,7 @@ async def resolve_targets(
         return await list_owner_repos(owner, settings=settings, guard=guard, api_base=api_base)
     repo = segments[1].removesuffix(".git")
     web_url = f"https://github.com/{owner}/{repo}"
-    return [RepoTarget(clone_url=f"{web_url}.git", web_url=web_url, name=repo)]
+    return [RepoTarget(clone_url=f"{web_url}.git", web_url=web_url, name=repo, owner=owner)]
 
 
 async def list_owner_repos(
@@ -149,6 +204,7 @@ async def list_owner_repos(
                 web_url=web_url or clone_url.removesuffix(".git"),
                 name=str(repo.get("name") or PurePosixPath(urlsplit(clone_url).path).stem),
                 size_bytes=int(size_kb) * 1024 if isinstance(size_kb, int) else None,
+                owner=owner,
             )
         )
         if len(targets) >= limit:
@@ -195,8 +251,11 @@ async def _get_json(url: str, *, settings: Settings, guard: UrlGuard) -> object:
 
 
 async def collect_repo(target: RepoTarget, *, settings: Settings, guard: UrlGuard) -> AsyncIterator[CollectedItem]:
-    """Clone one repo into a temp folder and yield its README, docs and source files."""
+    """Clone one repo into a temp folder and yield its README, docs and source files, then the author's own
+    changes (when the repo has commits of theirs)."""
     limits = settings.crawl
+    identity = GitIdentity.for_target(target, settings)
+    depth = max(1, limits.github_history_commits) if identity is not None else 1
     if target.size_bytes is not None and target.size_bytes > limits.github_max_repo_bytes:
         yield Problem(
             url=target.web_url,
@@ -206,7 +265,7 @@ async def collect_repo(target: RepoTarget, *, settings: Settings, guard: UrlGuar
     with tempfile.TemporaryDirectory(prefix="twin-git-") as workdir:
         checkout = Path(workdir) / "repo"
         try:
-            await clone(target.clone_url, checkout, settings=settings, guard=guard, home=Path(workdir))
+            await clone(target.clone_url, checkout, settings=settings, guard=guard, home=Path(workdir), depth=depth)
             files = await _list_files(checkout, settings)
         except UrlRefused as exc:
             yield Problem(url=target.web_url, reason=str(exc), refused=True)
@@ -226,6 +285,15 @@ async def collect_repo(target: RepoTarget, *, settings: Settings, guard: UrlGuar
             document = _document(target, path, data, limits.github_max_file_bytes)
             if document is not None:
                 yield document
+        if identity is None:
+            return
+        try:
+            changes = await authored_changes(checkout, identity, settings)
+        except GitHubProblem as exc:
+            yield Problem(url=target.web_url, reason=f"could not read the history for your own changes: {exc}")
+            return
+        for change, authored_at in changes:
+            yield _change_document(target, change, authored_at)
 
 
 def _git_env(home: Path) -> dict[str, str]:
@@ -251,8 +319,9 @@ def _pinned_address(checked: CheckedUrl) -> list[str]:
     return ["-c", f"http.curloptResolve={checked.host}:{checked.port}:{shown}"]
 
 
-async def clone(url: str, dest: Path, *, settings: Settings, guard: UrlGuard, home: Path) -> None:
-    """Shallow, filtered, https-only clone of `url` into `dest` (no checkout), within size and time caps."""
+async def clone(url: str, dest: Path, *, settings: Settings, guard: UrlGuard, home: Path, depth: int = 1) -> None:
+    """Shallow (`depth` commits), filtered, https-only clone of `url` into `dest` (no checkout), within size and
+    time caps."""
     _check_scheme(url, guard)
     checked = await guard.resolve_async(url)
     scheme = checked.scheme
@@ -270,7 +339,8 @@ async def clone(url: str, dest: Path, *, settings: Settings, guard: UrlGuard, ho
     base = ["clone", "--quiet", "--single-branch", "--no-tags", "--no-checkout",
             f"--filter=blob:limit={limits.github_max_file_bytes}"]
     timeout = max(limits.timeout_s, MIN_CLONE_TIMEOUT_S)
-    error = await _run_git([*config, *base, "--depth", "1", "--", checked.url, str(dest)], dest, settings, home, timeout)
+    error = await _run_git([*config, *base, "--depth", str(max(1, depth)), "--", checked.url, str(dest)], dest,
+                           settings, home, timeout)
     if error and SHALLOW_UNSUPPORTED in error:
         shutil.rmtree(dest, ignore_errors=True)
         error = await _run_git([*config, *base, "--", checked.url, str(dest)], dest, settings, home, timeout)
@@ -320,11 +390,12 @@ async def _run_git(args: list[str], dest: Path, settings: Settings, home: Path, 
 
 
 async def _git_output(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    # The clone is a partial one: git would fetch a missing blob from the remote on demand, unguarded.
     process = await asyncio.create_subprocess_exec(
-        "git", "-C", str(repo), *args,
+        "git", "-C", str(repo), "-c", "protocol.allow=never", *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=_git_env(repo.parent),
+        env={**_git_env(repo.parent), "GIT_NO_LAZY_FETCH": "1"},
     )
     out, err = await process.communicate(stdin)
     if process.returncode != 0:
@@ -412,5 +483,122 @@ def _document(target: RepoTarget, path: str, data: bytes, max_file_bytes: int) -
             "path": path,
             "bytes": len(data),
             "source": "git",
+        },
+    )
+
+
+def _code_language(path: str, extensions: set[str]) -> str | None:
+    """The language of a source file whose changes can be learned from (None for prose, config, vendored)."""
+    if not _wanted(path, extensions) or README_RE.match(PurePosixPath(path).name):
+        return None
+    language = LANGUAGES.get(PurePosixPath(path).suffix.lower())
+    return language if language in CODE_LANGUAGES else None
+
+
+def added_hunks(diff: str) -> list[str]:
+    """The added lines of each hunk of a ``--unified=0`` diff (context and removed lines left out)."""
+    hunks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in diff.split("\n"):
+        if line.startswith("@@"):
+            current = []
+            hunks.append(current)
+        elif current is not None and line.startswith("+"):
+            current.append(line[1:])
+    return [text for text in ("\n".join(lines).strip("\n") for lines in hunks) if text.strip()]
+
+
+def _commit_log(log: bytes) -> list[tuple[str, str, str, str, str]]:
+    """(sha, author name, author email, author date, message) of each commit, newest first."""
+    commits = []
+    for record in log.decode("utf-8", "replace").split("\x1e"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) == 5:
+            commits.append((fields[0], fields[1], fields[2], fields[3], fields[4]))
+    return commits
+
+
+async def _changed_files(repo: Path, sha: str) -> list[tuple[str, str, str, str]]:
+    """(status, old blob, new blob, path) of the files a commit added or modified (against its parent)."""
+    raw = await _git_output(repo, "diff-tree", "-r", "-z", "--no-commit-id", "--no-renames", "--root", sha)
+    fields = raw.decode("utf-8", "replace").split("\0")
+    files = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        parts = meta.lstrip(":").split()
+        if len(parts) != 5:
+            continue
+        _, new_mode, old_blob, new_blob, status = parts
+        if status in {"A", "M"} and new_mode in {"100644", "100755"}:
+            files.append((status, old_blob, new_blob, path))
+    return files
+
+
+async def authored_changes(
+    repo: Path, identity: GitIdentity, settings: Settings
+) -> list[tuple[AuthoredChange, datetime]]:
+    """The author's own changes in a clone's history, newest first: for each commit of theirs (merges left
+    out) and each source file it added or modified, the lines it added. A shallow clone's oldest commits are
+    left out: without their parents, git would show every file they hold as added by them."""
+    limits = settings.crawl
+    extensions = {ext.lower() for ext in limits.github_extensions}
+    log = await _git_output(repo, "log", "--no-merges", "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e", "HEAD")
+    shallow_file = repo / ".git" / "shallow"
+    cut = set(shallow_file.read_text().split()) if shallow_file.exists() else set()
+    missing_out = await _git_output(repo, "rev-list", "--objects", "--missing=print", "HEAD")
+    missing = {line[1:].strip() for line in missing_out.decode().splitlines() if line.startswith("?")}
+    changes: list[tuple[AuthoredChange, datetime]] = []
+    for sha, name, email, date, message in _commit_log(log):
+        if sha in cut or not identity.matches(name, email):
+            continue
+        for status, old_blob, new_blob, path in await _changed_files(repo, sha):
+            language = _code_language(path, extensions)
+            if language is None or new_blob in missing or (status == "M" and old_blob in missing):
+                continue
+            try:
+                if status == "A":
+                    hunks = [(await _git_output(repo, "cat-file", "blob", new_blob)).decode("utf-8").strip("\n")]
+                else:
+                    diff = await _git_output(repo, "diff", "--unified=0", "--no-color", "--no-ext-diff",
+                                             "--no-textconv", old_blob, new_blob)
+                    hunks = added_hunks(diff.decode("utf-8"))
+            except (GitHubProblem, UnicodeDecodeError):
+                continue  # a blob git cannot give us, or not text
+            lines = [line for hunk in hunks for line in hunk.split("\n")]
+            if (
+                sum(1 for line in lines if line.strip()) < MIN_AUTHORED_LINES
+                or max(len(line) for line in lines) > MAX_AUTHORED_LINE_CHARS
+                or sum(len(hunk) for hunk in hunks) > limits.github_max_file_bytes
+                or "\0" in "".join(hunks)
+            ):
+                continue
+            change = AuthoredChange(commit=sha, path=path, language=language, message=_own_message(message),
+                                    hunks=hunks)
+            changes.append((change, datetime.fromisoformat(date)))
+            if len(changes) >= limits.github_max_authored_changes:
+                return changes
+    return changes
+
+
+def _own_message(message: str) -> str:
+    """The commit message without trailers (``Signed-off-by: Name <email>``, ``Co-authored-by: ...``), which
+    name other people."""
+    kept = [line for line in message.strip().split("\n") if not TRAILER_RE.match(line)]
+    return "\n".join(kept).strip() or "(no message)"
+
+
+def _change_document(target: RepoTarget, change: AuthoredChange, authored_at: datetime) -> RawDocument:
+    return RawDocument(
+        url=f"{target.web_url}/commit/{change.commit}#{change.path}",
+        platform=Platform.github,
+        kind=Kind.code,
+        title=f"{target.name}/{change.path} @ {change.commit[:7]}: {change.subject}"[:300],
+        published_at=authored_at,
+        text=change.render(),
+        metadata={
+            "language": change.language,
+            "repo": target.web_url,
+            "path": change.path,
+            "commit": change.commit,
+            "source": "git-commit",
         },
     )

@@ -51,6 +51,8 @@ class TrainConfig(BaseModel):
     dpo_max_length: int = _default("dpo_max_length")
     dpo_max_pairs: int = _default("dpo_max_pairs")
     dpo_beta: float = _default("dpo_beta")
+    code_mix: bool = _default("code_mix")
+    """Add examples from the author's own commits to SFT (their held-out perplexity is reported apart)."""
     seed: int = _default("seed")
     save_steps: int = _default("save_steps")
     """Checkpoint every this many steps: a restarted worker group resumes from the last one."""

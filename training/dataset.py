@@ -2,7 +2,11 @@
 
 Every answer is the author's own text. Short documents (posts, notes) are one answer each; long ones
 (articles) are cut into passages at paragraph boundaries so that each passage fits ``max_length`` with its
-prompt. Code documents are skipped: source files are not the author's writing voice.
+prompt. Source files are not the author's writing voice and are skipped; with the opt-in code mix
+(``train.code_mix``, `twin train --with-code`) the author's own commits are learned from instead (only the
+lines their commits added, see :mod:`twin.commits`): commit message -> code, and docstring -> the function
+it documents. Those documents are split on their own, and their held-out examples go to ``code_test.jsonl``
+(scored apart, so the prose perplexity stays comparable between adapters with and without code).
 
 The instruction for each answer is written by *instruction back-translation*: extractively by default,
 from the title, the platform and the document's top TF-IDF key phrases (scikit-learn, fitted on the
@@ -19,10 +23,12 @@ URL and the seed, so adding documents never moves old ones between splits.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from twin.chat import ME, parse_chat
+from twin.commits import AuthoredChange, parse_change
 from twin.domain import (
     PRIVATE_KINDS,
     Adapter,
@@ -80,6 +87,10 @@ PLATFORM_NAMES = {
 CHAT_CONTEXT_TURNS = 4
 """Earlier turns of a conversation kept in a chat example's prompt (the last one is the other side's)."""
 MIN_CHAT_ANSWER_WORDS = 2
+CODE_BODY_WORDS = 60
+"""Words of a commit message's body kept in a code example's instruction (the subject is always kept)."""
+CODE_PROMPT_SLACK = 16
+"""Tokens kept free beside a code instruction for the chat template."""
 MEDIA_MARKER_RE = re.compile(r"^\[(?:media|image|video|audio|sticker|gif|file|poll|contact|location)\]$")
 
 
@@ -140,6 +151,8 @@ class DatasetBundle(BaseModel):
     splits: dict[Split, list[PromptCompletion]]
     dpo: list[PreferencePair] = Field(default_factory=list)
     skipped_documents: int = 0
+    code_test: list[PromptCompletion] = Field(default_factory=list)
+    """Held-out examples of the author's own code (code mix only): scored for their own perplexity."""
 
 
 def scrub_pii(text: str) -> str:
@@ -376,6 +389,107 @@ def build_chat_examples(
     return examples
 
 
+def authored_code(documents: Sequence[Document]) -> list[tuple[Document, AuthoredChange]]:
+    """The author's own committed changes among the documents (whole source files are not among them)."""
+    found = []
+    for doc in documents:
+        if doc.kind is Kind.code and (change := parse_change(doc.clean_text)) is not None:
+            found.append((doc, change))
+    return found
+
+
+def code_instruction(change: AuthoredChange, part: int = 0, parts: int = 1) -> str:
+    """The request for a change: its commit message, file and language (the one wording, like
+    `instruction_text` for prose)."""
+    request = f'Write the {change.language} code for the commit "{change.subject}" in {change.path}.'
+    body = PARAGRAPH_RE.split(change.body, maxsplit=1)[0].split() if change.body else []
+    if body:
+        request += " " + " ".join(body[:CODE_BODY_WORDS]) + (" ..." if len(body) > CODE_BODY_WORDS else "")
+    if parts > 1:
+        request += f" (part {part + 1} of {parts})"
+    return request
+
+
+def docstring_instruction(language: str, what: str, name: str, path: str, docstring: str) -> str:
+    summary = " ".join(PARAGRAPH_RE.split(docstring.strip(), maxsplit=1)[0].split())
+    return f"Write the {language} {what} `{name}` in {path}: {summary}"
+
+
+def documented_definitions(change: AuthoredChange) -> list[tuple[str, str, str, str]]:
+    """(``function``/``class``, name, docstring, source) of each documented Python definition that one of the
+    change's hunks holds whole (a hunk that is part of a definition does not parse and gives none)."""
+    if change.language != "python":
+        return []
+    found = []
+    for hunk in change.hunks:
+        source = textwrap.dedent(hunk)
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        lines = source.split("\n")
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            docstring = ast.get_docstring(node)
+            if not docstring or len(node.body) < 2 or node.end_lineno is None:
+                continue  # undocumented, or a docstring and nothing else
+            start = min([decorator.lineno for decorator in node.decorator_list] + [node.lineno])
+            what = "class" if isinstance(node, ast.ClassDef) else "function"
+            found.append((what, node.name, docstring, textwrap.dedent("\n".join(lines[start - 1 : node.end_lineno]))))
+    return found
+
+
+def _pack_hunks(hunks: Sequence[str], max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Hunks joined into pieces of at most ``max_tokens`` (a lone longer hunk stays whole; the trainer
+    truncates it)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for hunk in hunks:
+        tokens = count_tokens(hunk)
+        if current and used + tokens > max_tokens:
+            pieces.append("\n\n".join(current))
+            current, used = [], 0
+        current.append(hunk)
+        used += tokens + 1
+    if current:
+        pieces.append("\n\n".join(current))
+    return pieces
+
+
+def build_code_examples(
+    items: Sequence[tuple[Document, AuthoredChange]], settings: Settings, tokenizer: PreTrainedTokenizerBase
+) -> list[PromptCompletion]:
+    """Examples from the author's own changes: commit message -> the lines they added (cut into pieces that
+    fit ``max_length``), and for Python, docstring -> the whole documented function or class."""
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def scrub(text: str) -> str:
+        return scrub_pii(text) if settings.train.scrub_pii else text
+
+    examples: list[PromptCompletion] = []
+    for doc, change in items:
+        budget = max(32, settings.train.max_length - count_tokens(code_instruction(change)) - CODE_PROMPT_SLACK)
+        pieces = _pack_hunks(change.hunks, budget, count_tokens)
+        pairs = [(code_instruction(change, index, len(pieces)), piece) for index, piece in enumerate(pieces)]
+        pairs += [(docstring_instruction(change.language, what, name, change.path, docstring), source)
+                  for what, name, docstring, source in documented_definitions(change)]
+        for index, (instruction, answer) in enumerate(pairs):
+            examples.append(PromptCompletion(
+                prompt=user_prompt(scrub(instruction)),
+                completion=[{"role": "assistant", "content": scrub(answer)}],
+                document_id=doc.id,
+                url=doc.url,
+                platform=doc.platform,
+                kind=doc.kind,
+                part=index,
+            ))
+    return examples
+
+
 def feedback_instruction(pair: FeedbackPair, key_phrases: KeyPhrases | None) -> str:
     """The drafting instruction for an inbox preference, in the form the twin is asked with (the brief as
     title when it is short, as the topic otherwise; like `tools.prompts.brief_instruction`)."""
@@ -510,14 +624,17 @@ def build_datasets(
     out_dir: Path,
     *,
     with_dpo: bool | None = None,
+    with_code: bool | None = None,
     model_path: str | None = None,
     rejected_fn: RejectedFn | None = None,
 ) -> DatasetBundle:
     """Snapshot the author's documents into SFT train/validation/test and DPO JSONL files under ``out_dir``.
 
     ``rejected_fn(model_path, prompts, max_new_tokens)`` writes the DPO rejected answers; the default
-    generates in this process (the training job runs it as a Ray task instead).
-    Raises TwinError (before writing anything) when the author has too little text.
+    generates in this process (the training job runs it as a Ray task instead). ``with_code`` (default
+    ``train.code_mix``) adds the author's own code.
+    Raises TwinError (before writing anything) when the author has too little text, or no code of their own
+    when code is asked for.
     """
     from transformers import AutoTokenizer
 
@@ -528,6 +645,13 @@ def build_datasets(
     documents = usable_documents(store.list_documents(record))
     all_documents = own_writing(store.list_documents(record))
     check_enough_text(author, documents, train.min_words)
+    code_documents = authored_code(all_documents) if (train.code_mix if with_code is None else with_code) else None
+    if code_documents == []:
+        raise TwinError(
+            f"{author} has no code changes of their own to learn from. Add a repo as a source and say who you "
+            "are in commits (TWIN_CRAWL__GIT_IDENTITIES=you@example.com; on github.com the owner's login counts), "
+            "collect it again, or train without --with-code."
+        )
 
     model_path = model_path or resolve_base_model(settings)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -548,13 +672,26 @@ def build_datasets(
     private_source_of = _private_sources(store, chats)
     for name in SPLITS:
         splits[name].extend(build_chat_examples(chat_splits[name], settings, tokenizer))
+    # The author's code, split on its own too; held-out code is scored apart from the prose (code_test).
+    code_splits: dict[Split, list[tuple[Document, AuthoredChange]]] = {"train": [], "validation": [], "test": []}
+    if code_documents:
+        change_of = {doc.id: change for doc, change in code_documents}
+        by_code_split = (
+            assign_splits([doc for doc, _ in code_documents], train.seed, train.validation_fraction, train.test_fraction)
+            if len(code_documents) >= 3 else {"train": [doc for doc, _ in code_documents], "validation": [], "test": []}
+        )
+        code_splits = {name: [(doc, change_of[doc.id]) for doc in by_code_split[name]] for name in SPLITS}
+    splits["train"].extend(build_code_examples(code_splits["train"], settings, tokenizer))
+    splits["validation"].extend(build_code_examples(code_splits["validation"], settings, tokenizer))
+    code_test = build_code_examples(code_splits["test"], settings, tokenizer)
 
     dpo: list[PreferencePair] = []
     feedback: list[PreferencePair] = []
     if train.dpo if with_dpo is None else with_dpo:
         # The author's own verdicts in the inbox first: they cost no generation.
         feedback = feedback_preferences(store.list_feedback_pairs(record), key_phrases, train.scrub_pii)
-        chosen = [ex for ex in splits["train"] if ex.kind not in PRIVATE_KINDS][: train.dpo_max_pairs]
+        chosen = [ex for ex in splits["train"]
+                  if ex.kind not in PRIVATE_KINDS and ex.kind is not Kind.code][: train.dpo_max_pairs]
         rejected = (rejected_fn or generate_rejected)(
             model_path, [ex.prompt for ex in chosen], train.dpo_max_new_tokens
         ) if chosen else []
@@ -578,10 +715,15 @@ def build_datasets(
     if dpo:
         files["dpo"] = out_dir / "dpo_train.jsonl"
         file_hashes["dpo"] = _write_jsonl(files["dpo"], dpo)
+    if code_test:
+        files["code_test"] = out_dir / "code_test.jsonl"
+        file_hashes["code_test"] = _write_jsonl(files["code_test"], code_test)
     dataset_hash = hashlib.sha256(
         "".join(f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items())).encode()
     ).hexdigest()
-    stats = {name: _stats(splits[name], tokenizer) for name in SPLITS}
+    stats: dict[str, SplitStats] = {name: _stats(splits[name], tokenizer) for name in SPLITS}
+    if code_test:
+        stats["code_test"] = _stats(code_test, tokenizer)
     for name in SPLITS:
         stats[name].private_sources = sorted({private_source_of[d.id] for d in chat_splits[name]
                                               if d.id in private_source_of and any(
@@ -599,6 +741,11 @@ def build_datasets(
                 "feedback_pairs": len(feedback),
                 "private_sources": used_private,
                 "chat_examples": sum(1 for name in SPLITS for ex in splits[name] if ex.kind in PRIVATE_KINDS),
+                "code_examples": {
+                    **{name: sum(1 for ex in splits[name] if ex.kind is Kind.code) for name in SPLITS if name != "test"},
+                    "test": len(code_test),
+                },
+                "code_documents": sum(len(items) for items in code_splits.values()),
                 "documents_used": len(documents),
                 "documents_skipped": len(all_documents) - len(documents),
                 "seed": train.seed,
@@ -617,6 +764,7 @@ def build_datasets(
         splits=splits,
         dpo=dpo,
         skipped_documents=len(all_documents) - len(documents),
+        code_test=code_test,
     )
 
 

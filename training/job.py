@@ -32,7 +32,7 @@ from training.dataset import (
     usable_documents,
 )
 from training.train_loop import ADAPTER_DIR, CONFIG_FILE, Stage, WorkerJob, train_loop
-from twin.domain import Adapter, Author, Conflict, Job, JobStatus, TwinError, Unavailable, author_folder
+from twin.domain import Adapter, Author, Conflict, Job, JobStatus, Kind, TwinError, Unavailable, author_folder
 from twin.models import check_base_model
 
 if TYPE_CHECKING:
@@ -261,6 +261,19 @@ def _score_checkpoint(
     return report, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def code_perplexity_metrics(report: Any) -> dict[str, Any]:
+    """The adapter metrics of the held-out code's perplexity report (none without the code mix)."""
+    if report is None:
+        return {}
+    return {
+        "perplexity_code_base": report.base,
+        "perplexity_code_adapter": report.adapter,
+        "perplexity_code_ratio": report.ratio,
+        "perplexity_code_examples": report.examples,
+        "perplexity_code_tokens": report.tokens,
+    }
+
+
 def _rows(examples: list[Any]) -> list[dict[str, Any]]:
     keep = {"prompt", "completion", "chosen", "rejected"}
     return [{k: v for k, v in ex.model_dump(mode="json").items() if k in keep} for ex in examples]
@@ -275,7 +288,7 @@ def fit_voice_scorer(store: DocumentStore, author: Author, bundle: DatasetBundle
     if len(base) < MIN_BASE_TEXTS:
         return {"voice_scorer_auc": None,
                 "voice_scorer_note": f"needs at least {MIN_BASE_TEXTS} base-model answers (DPO pairs)"}
-    own = [ex.answer for ex in bundle.splits["train"]]
+    own = [ex.answer for ex in bundle.splits["train"] if ex.kind is not Kind.code]  # prose: the voice
     try:
         scorer = VoiceScorer.fit(own, base, other_authors_texts(store, author))
         scorer.save(adapter_dir / FILE_NAME)
@@ -500,7 +513,8 @@ def train(
         )
         bundle: DatasetBundle = build_datasets(
             store, author.name, train_settings, settings.datasets_dir / author_folder(author) / job_id[:8],
-            with_dpo=config.dpo, model_path=base_model_path, rejected_fn=_on_ray(generate_rejected, config),
+            with_dpo=config.dpo, with_code=config.code_mix,
+            model_path=base_model_path, rejected_fn=_on_ray(generate_rejected, config),
         )
         report(TrainProgress(stage="dataset", event="end", message=f"{bundle.stats['train'].examples} examples"))
 
@@ -536,6 +550,14 @@ def train(
             base_model_path, final_result.checkpoint, test_examples, config.max_length
         )
 
+        code_ppl = None
+        if bundle.code_test:  # the author's own code, held out, scored apart from the prose
+            report(TrainProgress(stage="perplexity", event="progress", message="scoring held-out code"))
+            code_ppl, _ = _on_ray(_score_checkpoint, config)(
+                base_model_path, final_result.checkpoint, bundle.code_test[: settings.train.max_eval_examples],
+                config.max_length,
+            )
+
         voice = fit_voice_scorer(store, author, bundle, adapter_dir)
 
         metrics: dict[str, Any] = {
@@ -547,6 +569,7 @@ def train(
             "perplexity_ratio": ppl.ratio,
             "perplexity_examples": ppl.examples,
             "perplexity_tokens": ppl.tokens,
+            **code_perplexity_metrics(code_ppl),
             "train_loss": float(sft.metrics.get("train_loss", float("nan"))),
             "validation_loss": float(sft.metrics.get("eval_loss", float("nan"))),
             "dataset": {name: stats.model_dump() for name, stats in bundle.stats.items()},

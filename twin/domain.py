@@ -7,9 +7,16 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+)
 
 
 class Platform(str, enum.Enum):
@@ -22,6 +29,37 @@ class Platform(str, enum.Enum):
     chat = "chat"
     """Private messages (WhatsApp, Telegram exports), imported only when asked to: training data for the
     author's conversational voice, never a platform to draft for nor a source of drafts' material."""
+
+
+DRAFT_PLATFORMS: tuple[Platform, ...] = tuple(p for p in Platform if p is not Platform.chat)
+"""The platforms the twin drafts for. Private chats are training data only: never a draft target."""
+SOURCE_PLATFORMS: tuple[Platform, ...] = tuple(p for p in Platform if p is not Platform.chat)
+"""The platforms a source URL can be collected as (a private chat is imported from its export file)."""
+
+
+def draft_platform_problem(platform: Platform) -> str | None:
+    """Why the twin cannot draft for `platform`, or None when it can."""
+    if platform in DRAFT_PLATFORMS:
+        return None
+    names = ", ".join(p.value for p in DRAFT_PLATFORMS)
+    return (f"The twin does not draft for {platform.value!r}: private chats are training data only, never a "
+            f"platform to draft for. Choose one of: {names}.")
+
+
+def _draft_platform(platform: Platform) -> Platform:
+    problem = draft_platform_problem(platform)
+    if problem:
+        raise ValueError(problem)
+    return platform
+
+
+DraftPlatform = Annotated[
+    Platform,
+    AfterValidator(_draft_platform),
+    Field(json_schema_extra={"enum": [p.value for p in DRAFT_PLATFORMS]}),
+]
+"""A platform field of a draft request: `chat` is refused with a message (HTTP 400), and the schema lists
+only the platforms that can be drafted for."""
 
 
 class Kind(str, enum.Enum):

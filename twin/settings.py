@@ -49,6 +49,16 @@ class CrawlSettings(BaseModel):
             ".cpp", ".sh", ".toml", ".yaml", ".yml",
         ]
     )
+    git_identities: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Your commit identities, emails or names (comma-separated in the environment). Commits whose author
+    matches one (or, on github.com, the repo owner's login or ``login@users.noreply.github.com``) are yours:
+    the lines they added become documents that `twin train --with-code` learns from."""
+    github_history_commits: int = 200
+    """Commits of each repo's history fetched to find your own changes (1: the files at HEAD only)."""
+    github_max_authored_changes: int = 300
+    """Most documents of your own changes (one per file per commit) kept from one repo, newest first."""
+
+    _split_identities = field_validator("git_identities", mode="before")(_split_csv)
 
 
 class ChunkSettings(BaseModel):
@@ -128,6 +138,9 @@ class TrainSettings(BaseModel):
     """Most DPO pairs; each needs one generation by the base model, so this bounds the time it takes."""
     dpo_max_new_tokens: int = 128
     """Length cap of each rejected (base model) answer."""
+    code_mix: bool = False
+    """Also learn the author's code (`twin train --with-code`): each change they committed becomes examples
+    (commit message -> the lines they added; docstring -> function), with its own held-out perplexity."""
     save_steps: int = 25
     """Checkpoint every this many optimizer steps; a restarted worker resumes from the last one."""
     logging_steps: int = 1

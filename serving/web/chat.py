@@ -23,7 +23,7 @@ from serving.api.chat import admit_run
 from serving.service import TwinService
 from serving.web.forms import ChatForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
-from twin.domain import Platform, TwinError
+from twin.domain import DRAFT_PLATFORMS, TwinError
 
 DRAFTING_NODES = ("draft", "revise")
 
@@ -39,7 +39,7 @@ class ChatPages(Controller):
         context = {
             "authors": [a.name for a in authors],
             "selected": author or (authors[0].name if authors else ""),
-            "platforms": list(Platform),
+            "platforms": DRAFT_PLATFORMS,
             "limits": service.settings.serve,
             "model": service.health()["model"],
             "page": "chat",

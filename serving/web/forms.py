@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from twin.domain import DraftStatus, Platform
+from twin.domain import SOURCE_PLATFORMS, DraftPlatform, DraftStatus, Platform
 
 
 def _empty_to_none(value: Any) -> Any:
@@ -29,6 +29,13 @@ OptionalInt = Annotated[int | None, BeforeValidator(_empty_to_none)]
 OptionalPlatform = Annotated[Platform | None, BeforeValidator(_empty_to_none)]
 
 
+def _source_platform(platform: Platform | None) -> Platform | None:
+    if platform is not None and platform not in SOURCE_PLATFORMS:
+        raise ValueError(f"{platform.value!r} is not a platform a source is collected from; private chats are "
+                         "imported from their export (`twin import AUTHOR FILE --private`).")
+    return platform
+
+
 class AuthorForm(BaseModel):
     name: str = ""
     """Checked by `twin.domain.validate_author_name` (one rule and one message for the API, page and CLI)."""
@@ -36,7 +43,7 @@ class AuthorForm(BaseModel):
 
 class SourceForm(BaseModel):
     url: str = Field(min_length=1)
-    platform: OptionalPlatform = None
+    platform: Annotated[OptionalPlatform, AfterValidator(_source_platform)] = None
     render_js: Checkbox = False
 
 
@@ -59,7 +66,7 @@ class ChatForm(BaseModel):
     author: str = Field(min_length=1)
     prompt: str = Field(min_length=1)
     links: str = ""
-    platform: Platform = Platform.linkedin
+    platform: DraftPlatform = Platform.linkedin
     drafts: int = Field(default=1, ge=1, le=5)
 
 
@@ -74,7 +81,7 @@ class DraftStatusForm(BaseModel):
 class ScheduleForm(BaseModel):
     author: str = Field(min_length=1)
     cron: str = Field(min_length=1)
-    platforms: Annotated[list[Platform], BeforeValidator(_as_list)] = Field(min_length=1)
+    platforms: Annotated[list[DraftPlatform], BeforeValidator(_as_list)] = Field(min_length=1)
     drafts: int = Field(default=1, ge=1, le=5)
     topics: str = ""
     collect: Checkbox = False

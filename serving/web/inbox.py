@@ -14,7 +14,7 @@ from serving.scheduler import ScheduleCreate, Scheduler
 from serving.service import TwinService
 from serving.web.forms import DraftStatusForm, DraftTextForm, ScheduleForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS, page_or_fragment
-from twin.domain import Draft, DraftStatus, Platform, Unavailable
+from twin.domain import DRAFT_PLATFORMS, Draft, DraftStatus, Platform, Unavailable
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ORIGINS = ("chat", "schedule")
@@ -58,7 +58,7 @@ class InboxPages(Controller):
             "filters": {"author": author or "", "status": status or "", "platform": platform or "",
                         "origin": origin or ""},
             "statuses": list(DraftStatus),
-            "platforms": list(Platform),
+            "platforms": DRAFT_PLATFORMS,
             "origins": ORIGINS,
             "page": "inbox",
         }
@@ -103,7 +103,7 @@ class SchedulePages(Controller):
         return {
             "schedules": [{"schedule": s, "runs": scheduler.book.runs(s.id, limit=5)} for s in schedules],
             "authors": [a.name for a in service.db.list_authors()],
-            "platforms": list(Platform),
+            "platforms": DRAFT_PLATFORMS,
             "default_cron": service.settings.schedule.default_cron,
             "page": "schedules",
         }

@@ -15,7 +15,7 @@ from serving.service import IngestRequest, SourceCreate, TrainRequest, TwinServi
 from serving.uploads import receive_upload
 from serving.web.forms import AuthorForm, CollectForm, RemoveSourceForm, SourceForm, TrainForm, lines
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
-from twin.domain import Author, Job, JobStatus, Platform
+from twin.domain import SOURCE_PLATFORMS, Author, Job, JobStatus, Platform
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 DOCUMENTS_SHOWN = 100
@@ -23,7 +23,7 @@ JOBS_SHOWN = 5
 
 
 def _sources(service: TwinService, author: Author) -> dict[str, Any]:
-    return {"author": author, "sources": service.db.list_sources(author), "platforms": list(Platform)}
+    return {"author": author, "sources": service.db.list_sources(author), "platforms": SOURCE_PLATFORMS}
 
 
 def _documents(service: TwinService, author: Author, platform: Platform | None) -> dict[str, Any]:
