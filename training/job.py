@@ -283,12 +283,15 @@ def fit_voice_scorer(store: DocumentStore, author: Author, bundle: DatasetBundle
     """Fit this version's voice scorer (the author's training answers against the base model's DPO answers
     and other authors' writing), save it in the adapter folder, and return its held-out numbers."""
     from evals.voice import FILE_NAME, MIN_BASE_TEXTS, VoiceScorer, other_authors_texts
+    from twin.domain import PRIVATE_KINDS
 
-    base = [pair.rejected[-1]["content"] for pair in bundle.dpo]
+    # the base model's own answers only: an inbox preference's rejected side is the twin's draft, not the base
+    base = [pair.rejected[-1]["content"] for pair in bundle.dpo if pair.feedback_id is None]
     if len(base) < MIN_BASE_TEXTS:
         return {"voice_scorer_auc": None,
                 "voice_scorer_note": f"needs at least {MIN_BASE_TEXTS} base-model answers (DPO pairs)"}
-    own = [ex.answer for ex in bundle.splits["train"] if ex.kind is not Kind.code]  # prose: the voice
+    own = [ex.answer for ex in bundle.splits["train"]  # the public voice, in prose
+           if ex.kind not in PRIVATE_KINDS and ex.kind is not Kind.code]
     try:
         scorer = VoiceScorer.fit(own, base, other_authors_texts(store, author))
         scorer.save(adapter_dir / FILE_NAME)
