@@ -37,7 +37,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, Field, field_validator
 
 from twin import schema as t
-from twin.domain import Conflict, NotFound, Platform, TwinError, Unavailable
+from twin.domain import Conflict, DraftPlatform, NotFound, Platform, TwinError, Unavailable
 from twin.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class ScheduleCreate(BaseModel):
 
     author: str = Field(min_length=1, max_length=200)
     cron: str = Field(default="0 9 * * MON", description="Crontab (5 fields; 6 with seconds first).")
-    platforms: list[Platform] = Field(default_factory=lambda: [Platform.linkedin], min_length=1)
+    platforms: list[DraftPlatform] = Field(default_factory=lambda: [Platform.linkedin], min_length=1)
     drafts: int = Field(default=1, ge=1, le=5, description="Drafts per platform per run.")
     topics: list[str] = Field(default_factory=list, max_length=MAX_TOPICS,
                               description="Standing topics, used in turn when nothing new was collected.")
