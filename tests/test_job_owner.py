@@ -122,7 +122,7 @@ def _old_database(url: str) -> None:
     with store.engine.begin() as conn:
         for column in ("owner_host", "owner_pid", "owner_started"):
             conn.execute(sa.text(f"alter table jobs drop column {column}"))
-        conn.execute(sa.text("delete from _migrations where name = 'm007_job_owner'"))
+        conn.execute(sa.text("delete from alembic_version"))  # recognised by its tables, then upgraded
     store.close()
 
 

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-
+from alembic.script import ScriptDirectory
 from conftest import POSTGRES_URL, postgres_schema
+
 from twin.domain import Conflict, Kind, NotFound, Platform, RawDocument
-from twin.schema import MIGRATIONS
+from twin.migrations import alembic_config
 from twin.store import DocumentStore, create_db_engine
 
 
@@ -31,7 +32,8 @@ def any_store(request: pytest.FixtureRequest, store: DocumentStore) -> Iterator[
 def test_migrations_on_empty_database_create_exact_columns(tmp_path):
     engine = create_db_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     store = DocumentStore(engine)
-    assert store.migrate() == [name for name, _ in MIGRATIONS]
+    revisions = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    assert store.migrate() == [script.revision for script in reversed(list(revisions))]
     assert store.migrate() == []  # idempotent
     inspector = sa.inspect(engine)
     assert [c["name"] for c in inspector.get_columns("documents")] == [
@@ -41,7 +43,7 @@ def test_migrations_on_empty_database_create_exact_columns(tmp_path):
     assert [c["name"] for c in inspector.get_columns("document_versions")] == [
         "document_id", "version", "content_hash", "raw_text", "clean_text", "title", "fetched_at",
     ]
-    assert {"authors", "sources", "adapters", "jobs", "runs", "drafts", "_migrations"} <= set(
+    assert {"authors", "sources", "adapters", "jobs", "runs", "drafts", "alembic_version"} <= set(
         inspector.get_table_names()
     )
 

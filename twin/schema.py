@@ -1,12 +1,11 @@
-"""Database tables (SQLAlchemy Core) and the named migrations that create them.
+"""Database tables (SQLAlchemy Core): the live definition every store module reads and writes.
 
-Each migration is a function that runs once, in order, and is recorded in ``_migrations``; a new table
-or column is a new function appended to ``MIGRATIONS``, never an edit of an old one.
+A change here needs an Alembic revision in `twin/migrations/versions/` (``python -m twin.migrations
+revision "what changed"``); tests/test_migrations.py fails while the two disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -19,13 +18,6 @@ def utcnow() -> datetime:
 
 
 _ts = sa.DateTime(timezone=True)
-
-migrations_table = sa.Table(
-    "_migrations",
-    metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("applied_at", _ts, nullable=False),
-)
 
 authors = sa.Table(
     "authors",
@@ -107,7 +99,7 @@ jobs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
-    # The process that runs the job (m007): a starting service fails only jobs whose owner is gone.
+    # The process that runs the job (revision 0003): a starting service fails only jobs whose owner is gone.
     sa.Column("owner_host", sa.String(255), nullable=True),
     sa.Column("owner_pid", sa.Integer, nullable=True),
     sa.Column("owner_started", sa.Float, nullable=True),
@@ -192,64 +184,3 @@ feedback_pairs = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.UniqueConstraint("kind", "chosen_draft_id", "rejected_draft_id", name="uq_feedback_pairs_drafts"),
 )
-
-
-def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
-    def migrate(conn: sa.Connection) -> None:
-        for table in tables:
-            table.create(conn, checkfirst=True)
-
-    return migrate
-
-
-m001_documents = _create(authors, sources, documents, document_versions)
-m002_adapters_and_jobs = _create(adapters, jobs)
-m003_runs_and_drafts = _create(runs, drafts)
-m004_schedule_runs = _create(schedule_runs)
-m005_page_validators = _create(page_validators)
-m006_feedback_pairs = _create(feedback_pairs)
-
-def _add_columns(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
-    """Add columns of the live definition that an older database's table lacks (a new database got them
-    when the table was created)."""
-
-    def migrate(conn: sa.Connection) -> None:
-        quote = conn.dialect.identifier_preparer
-        # the table as this connection sees it: a schema_translate_map, else the search_path
-        schema = conn.get_execution_options().get("schema_translate_map", {}).get(None)
-        where = (quote.quote_schema(schema) + "." if schema else "") + quote.quote(table.name)
-        present = set(conn.execute(sa.text(f"SELECT * FROM {where} WHERE 1 = 0")).keys())
-        for name in names:
-            if name not in present:
-                kind = table.c[name].type.compile(dialect=conn.dialect)
-                conn.execute(sa.text(f"ALTER TABLE {where} ADD COLUMN {quote.quote(name)} {kind}"))
-
-    return migrate
-
-
-m007_job_owner = _add_columns(jobs, "owner_host", "owner_pid", "owner_started")
-
-MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
-    ("m001_documents", m001_documents),
-    ("m002_adapters_and_jobs", m002_adapters_and_jobs),
-    ("m003_runs_and_drafts", m003_runs_and_drafts),
-    ("m004_schedule_runs", m004_schedule_runs),
-    ("m005_page_validators", m005_page_validators),
-    ("m006_feedback_pairs", m006_feedback_pairs),
-    ("m007_job_owner", m007_job_owner),
-]
-
-
-def migrate(engine: sa.Engine) -> list[str]:
-    """Apply every migration not yet recorded; returns the names applied now."""
-    applied_now: list[str] = []
-    with engine.begin() as conn:
-        migrations_table.create(conn, checkfirst=True)
-        done = set(conn.scalars(sa.select(migrations_table.c.name)))
-        for name, step in MIGRATIONS:
-            if name in done:
-                continue
-            step(conn)
-            conn.execute(migrations_table.insert().values(name=name, applied_at=utcnow()))
-            applied_now.append(name)
-    return applied_now

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from twin import schema as t
+from twin import migrations
 from twin.stores.adapters import AdapterRecords
 from twin.stores.authors import AuthorRecords
 from twin.stores.documents import DocumentRecords, UpsertStatus
@@ -48,7 +48,8 @@ class DocumentStore(AuthorRecords, DocumentRecords, AdapterRecords, JobRecords, 
         return store
 
     def migrate(self) -> list[str]:
-        return t.migrate(self.engine)
+        """Upgrade the database to the newest Alembic revision; returns the revisions applied now."""
+        return migrations.upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
