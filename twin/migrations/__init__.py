@@ -43,6 +43,7 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     """The configuration `alembic.command` needs, built in code: no alembic.ini at run time."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
+    config.set_main_option("file_template", "%%(rev)s")  # revision ids carry their slug: 0003_job_owner
     if url:
         config.set_main_option("sqlalchemy.url", url)
     config.attributes["connection"] = connection
