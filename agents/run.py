@@ -150,22 +150,47 @@ def _log_feedback(tracer: Any, drafts: list[DraftOut]) -> None:
         trace.log_feedback_score(name="passed", value=sum(d.critique.passed for d in drafts) / len(drafts))
 
 
+async def can_resume(checkpointer: Any, run_id: str, graph: CompiledStateGraph | None = None) -> bool:
+    """Whether the run has a checkpoint with work left (what `resume_run` continues from)."""
+    if checkpointer is None:
+        return False
+    state = await (graph or build_graph(checkpointer)).aget_state(run_config(run_id))
+    # A step cut off before its checkpoint was taken leaves the checkpoint before it, with the step's saved
+    # writes: `next` is then empty but the step is among the tasks (its writes are applied, not re-run).
+    return bool(state.tasks)
+
+
 async def resume_run(
-    deps: AgentDeps, run_id: str, *, context: AgentContext | None = None
+    deps: AgentDeps, run_id: str, *, context: AgentContext | None = None, raise_errors: bool = False
 ) -> AsyncIterator[AgentEvent]:
-    """Continue a run that stopped part-way (the service restarted, the model was down) from its last
-    checkpoint: finished steps are not run again. Streams like `run_agent`."""
+    """Continue a run that stopped part-way (the client went away, the service restarted, the model was
+    down) from its last checkpoint: finished steps are not run again. Streams like `run_agent`; with
+    ``raise_errors`` a failure raises instead of ending the stream with an ``error`` event."""
     run = await asyncio.to_thread(deps.store.get_run, run_id)
     if run.status is RunStatus.succeeded:
         raise Conflict(f"Run {run_id} already finished.")
+    if run.status is RunStatus.running:
+        raise Conflict(f"Run {run_id} is still running.")
     if deps.checkpointer is None:
         raise TwinError("Resuming a run needs the checkpointer.")
     state = await build_graph(deps.checkpointer).aget_state(run_config(run_id))
-    if not state.next:
+    if not state.tasks:
         raise Conflict(f"Run {run_id} has no checkpoint to continue from; start a new run.")
+    done = frozenset(task.id for task in state.tasks if task.result is not None)
     request = DraftRequest.model_validate(run.request)
-    async for event in _execute(deps, request, run_id, run.origin, context, raise_errors=False, resume=True):
+    async for event in _execute(deps, request, run_id, run.origin, context, raise_errors=raise_errors,
+                                resume=True, done_tasks=done):
         yield event
+
+
+async def resume_to_completion(deps: AgentDeps, run_id: str, *, context: AgentContext | None = None) -> RunResult:
+    """`resume_run` to the end; errors raise (a `TwinError` keeps its HTTP status)."""
+    result: RunResult | None = None
+    async for event in resume_run(deps, run_id, context=context, raise_errors=True):
+        if event.type == "done":
+            result = RunResult.model_validate(event.data["result"])
+    assert result is not None
+    return result
 
 
 async def _execute(
@@ -177,6 +202,7 @@ async def _execute(
     *,
     raise_errors: bool,
     resume: bool = False,
+    done_tasks: frozenset[str] = frozenset(),
 ) -> AsyncIterator[AgentEvent]:
     from tools import build_tools
 
@@ -216,6 +242,8 @@ async def _execute(
             elif mode == "custom" and isinstance(chunk, dict) and "token" in chunk:
                 node = next(reversed(node_by_task.values()), None)
                 yield AgentEvent(type="token", node=node, data={"text": chunk["token"], "draft": _slot(chunk)})
+            elif mode == "tasks" and chunk["id"] in done_tasks:
+                continue  # finished before the run stopped: its saved writes are applied, it does not run
             elif mode == "tasks" and "result" not in chunk:
                 node_by_task[chunk["id"]] = chunk["name"]
                 yield AgentEvent(type="step", node=chunk["name"], data={"status": "started", "at": _now()})
@@ -255,10 +283,20 @@ async def _execute(
         )
     finally:
         if not finished:  # the caller stopped listening (client gone, timeout): say so on the run
-            await asyncio.to_thread(
-                deps.store.update_run, run.id, status=RunStatus.failed,
-                error="The run was stopped before it finished; it can be resumed from its last checkpoint.",
-            )
+            # Shielded: the caller is being cancelled, and the note must be written all the same.
+            await asyncio.shield(asyncio.ensure_future(_record_interruption(deps, graph, run.id)))
+
+
+async def _record_interruption(deps: AgentDeps, graph: CompiledStateGraph, run_id: str) -> None:
+    """Mark a run the caller stopped as failed, saying it can be resumed only when a checkpoint allows it."""
+    try:
+        resumable = await can_resume(deps.checkpointer, run_id, graph)
+    except Exception:  # noqa: BLE001 - unknown is "not resumable": never advertise what may not work
+        log.exception("run %s: could not read its checkpoint", run_id)
+        resumable = False
+    error = "The run was stopped before it finished"
+    error += "; it can be resumed from its last checkpoint." if resumable else " (no checkpoint to resume from)."
+    await asyncio.to_thread(deps.store.update_run, run_id, status=RunStatus.failed, error=error)
 
 
 async def _record_step(deps: AgentDeps, run_id: str, node: str, update: dict[str, Any], error: Any) -> AgentEvent:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from twin.domain import (
     JobStatus,
     Kind,
     Platform,
+    Run,
+    RunStatus,
     SearchHit,
     Source,
     TwinError,
@@ -84,6 +86,7 @@ class TwinService:
         self._exit_stack = contextlib.AsyncExitStack()
         self.checkpointer: Any = None
         self._agent_deps: Any = None
+        self._resuming: set[str] = set()
 
     # lifecycle -------------------------------------------------------------------------------
     async def start(self, *, with_model: bool = True) -> None:
@@ -411,6 +414,36 @@ class TwinService:
     def run_slot(self) -> asyncio.Semaphore:
         """Concurrent agent runs are capped; callers fail fast with 429 when none is free."""
         return self._runs
+
+    @contextlib.contextmanager
+    def resuming(self, run_id: str) -> Iterator[None]:
+        """One resume of a run at a time (two would continue one checkpoint twice and store its drafts twice)."""
+        if run_id in self._resuming:
+            raise Conflict(f"Run {run_id} is being resumed already.")
+        self._resuming.add(run_id)
+        try:
+            yield
+        finally:
+            self._resuming.discard(run_id)
+
+    async def resumable_runs(self, limit: int = 10) -> list[Run]:
+        """Recent runs that stopped part-way and have a checkpoint to continue from, newest first."""
+        from agents.graph import build_graph
+        from agents.run import can_resume
+
+        if self.checkpointer is None:
+            return []
+        runs = await asyncio.to_thread(self.db.list_runs, None, 50)
+        graph = build_graph(self.checkpointer)
+        found: list[Run] = []
+        for run in runs:
+            if len(found) == limit:
+                break
+            if run.status is RunStatus.failed and run.id not in self._resuming and await can_resume(
+                self.checkpointer, run.id, graph
+            ):
+                found.append(run)
+        return found
 
 
 class _ProgressWriter:

@@ -18,6 +18,11 @@ def admit_run(service: TwinService, request: DraftRequest) -> asyncio.Semaphore:
     run slot taken (429). Returns the run slot to hold while running (API and page alike)."""
     request.check_limits(service.settings.serve)
     service.author(request.author)
+    return free_run_slot(service)
+
+
+def free_run_slot(service: TwinService) -> asyncio.Semaphore:
+    """The run slot to hold, once the model is up (503) and a slot is free (429)."""
     service.require_model()
     slot = service.run_slot()
     if slot.locked():
@@ -40,6 +45,24 @@ async def run_chat(service: TwinService, request: DraftRequest, origin: str = "c
                 f"The twin did not finish within {service.settings.serve.request_timeout_s:.0f} s; "
                 "retry, or ask for fewer drafts."
             ) from exc
+
+
+async def resume_chat(service: TwinService, run_id: str) -> RunResult:
+    """Continue a stopped run from its last checkpoint, to the end (its finished steps are not run again)."""
+    from agents.run import resume_to_completion
+
+    service.db.get_run(run_id)  # 404 first
+    slot = free_run_slot(service)
+    async with slot:
+        with service.resuming(run_id):
+            try:
+                return await asyncio.wait_for(resume_to_completion(service.agent_deps(), run_id),
+                                              timeout=service.settings.serve.request_timeout_s)
+            except TimeoutError as exc:
+                raise Unavailable(
+                    f"The run did not finish within {service.settings.serve.request_timeout_s:.0f} s; resume it "
+                    "again to continue from where it got to."
+                ) from exc
 
 
 async def stream_chat(service: TwinService, request: DraftRequest) -> AsyncIterator[SSEData]:
@@ -74,6 +97,13 @@ class ChatController(Controller):
     async def get_run(self, service: TwinService, run_id: str) -> Run:
         """A run's request, plan, tool calls, drafts, critiques and scores."""
         return service.db.get_run(run_id)
+
+    @post("/runs/{run_id:str}/resume", operation_id="resumeRun", status_code=200)
+    async def resume_run(self, service: TwinService, run_id: str) -> RunResult:
+        """Continue a run that stopped part-way (its client went away, the model was down) from its last
+        checkpoint: the steps it finished are not run again, its drafts are stored once. 409 when it
+        finished already, is running, or has no checkpoint to continue from."""
+        return await resume_chat(service, run_id)
 
 
 ROUTE_HANDLERS = [ChatController]

@@ -8,6 +8,7 @@ A reconnect after the end finds the key used up and is told so, rather than star
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,11 +20,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.template import TemplateEngineProtocol
 
 from agents.schemas import AgentEvent, DraftRequest
-from serving.api.chat import admit_run
+from serving.api.chat import admit_run, free_run_slot
 from serving.service import TwinService
 from serving.web.forms import ChatForm, lines
+from serving.web.pending import ResumeRun
 from serving.web.plugin import PAGE_EXCEPTION_HANDLERS
-from twin.domain import DRAFT_PLATFORMS, TwinError
+from twin.domain import DRAFT_PLATFORMS, Conflict, RunStatus, TwinError
 
 DRAFTING_NODES = ("draft", "revise")
 
@@ -42,9 +44,23 @@ class ChatPages(Controller):
             "platforms": DRAFT_PLATFORMS,
             "limits": service.settings.serve,
             "model": service.health()["model"],
+            "stopped": await service.resumable_runs(),
             "page": "chat",
         }
         return Template(template_name="chat.html", context=context)
+
+    @post("/chat/resume/{run_id:str}", name="chat_resume")
+    async def resume(self, request: Request, service: TwinService, run_id: str) -> Template:
+        """A Resume button: check the run can continue, then open its panel like a new chat's."""
+        from agents.run import can_resume
+
+        run = service.db.get_run(run_id)
+        if run.status is not RunStatus.failed or not await can_resume(service.checkpointer, run_id):
+            raise Conflict(f"Run {run_id} cannot be resumed: it finished, is running, or has no checkpoint.")
+        free_run_slot(service)
+        chat = DraftRequest.model_validate(run.request)
+        key = request.app.state.pending_chats.park(ResumeRun(run_id=run_id, request=chat))
+        return Template(template_name="partials/chat_run.html", context={"key": key, "chat": chat, "resumed": True})
 
     @post("/chat", name="chat_submit")
     async def submit(
@@ -62,9 +78,9 @@ class ChatPages(Controller):
 
     @get("/chat/stream/{key:str}", name="chat_stream")
     async def stream(self, request: Request, service: TwinService, key: str) -> ServerSentEvent:
-        draft_request = request.app.state.pending_chats.take(key)
+        parked = request.app.state.pending_chats.take(key)
         engine = request.app.template_engine
-        return ServerSentEvent(_events(service, engine, draft_request))
+        return ServerSentEvent(_events(service, engine, parked))
 
 
 def _render(engine: TemplateEngineProtocol, name: str, **context: Any) -> str:
@@ -76,11 +92,11 @@ def _message(event: str, data: str) -> ServerSentEventMessage:
 
 
 async def _events(
-    service: TwinService, engine: TemplateEngineProtocol, draft_request: DraftRequest | None
+    service: TwinService, engine: TemplateEngineProtocol, parked: DraftRequest | ResumeRun | None
 ) -> AsyncIterator[ServerSentEventMessage]:
-    from agents.run import run_agent
+    from agents.run import resume_run, run_agent
 
-    if draft_request is None:
+    if parked is None:
         yield _message("error", _render(engine, "partials/chat_error.html",
                                         message="This chat has already run (or expired); its drafts are in the inbox."))
         yield _message("done", "")
@@ -91,11 +107,18 @@ async def _events(
                                         message="Every run slot is taken; send the request again in a moment."))
         yield _message("done", "")
         return
+    draft_request = parked.request if isinstance(parked, ResumeRun) else parked
     async with slot:
         try:
-            async for event in run_agent(service.agent_deps(), draft_request):
-                for message in _event_messages(service, engine, event, draft_request.drafts):
-                    yield message
+            with contextlib.ExitStack() as stack:
+                if isinstance(parked, ResumeRun):
+                    stack.enter_context(service.resuming(parked.run_id))
+                    events = resume_run(service.agent_deps(), parked.run_id)
+                else:
+                    events = run_agent(service.agent_deps(), draft_request)
+                async for event in events:
+                    for message in _event_messages(service, engine, event, draft_request.drafts):
+                        yield message
         except TwinError as exc:
             yield _message("error", _render(engine, "partials/chat_error.html", message=str(exc)))
             yield _message("done", "")

@@ -17,13 +17,22 @@ PENDING_TTL_S = 300.0
 MAX_PENDING = 64
 
 
+@dataclass(frozen=True)
+class ResumeRun:
+    """A stopped run the page asked to continue from its last checkpoint."""
+
+    run_id: str
+    request: DraftRequest
+
+
 @dataclass
 class PendingChats:
-    """Requests accepted by the form and not yet streamed, each under a one-time key."""
+    """Requests accepted by the form (or resumes by its Resume buttons) and not yet streamed, each under a
+    one-time key."""
 
-    requests: dict[str, tuple[float, DraftRequest]] = field(default_factory=dict)
+    requests: dict[str, tuple[float, DraftRequest | ResumeRun]] = field(default_factory=dict)
 
-    def park(self, request: DraftRequest) -> str:
+    def park(self, request: DraftRequest | ResumeRun) -> str:
         now = time.monotonic()
         for key, (parked_at, _) in list(self.requests.items()):
             if now - parked_at > PENDING_TTL_S:
@@ -34,6 +43,6 @@ class PendingChats:
         self.requests[key] = (now, request)
         return key
 
-    def take(self, key: str) -> DraftRequest | None:
+    def take(self, key: str) -> DraftRequest | ResumeRun | None:
         parked = self.requests.pop(key, None)
         return parked[1] if parked else None
