@@ -129,7 +129,7 @@ def test_adapter_loads_standalone_from_its_folder(trained: Trained) -> None:
     from peft import PeftConfig
 
     folder = Path(trained.adapter.path)
-    assert folder.name == "v1" and folder.parent == trained.settings.adapters_dir / AUTHOR
+    assert folder.name == "v1" and folder.parent == trained.settings.adapters_dir / author_folder(trained.store.get_author(AUTHOR))
     assert (folder / "adapter_model.safetensors").exists()
     config = PeftConfig.from_pretrained(str(folder))
     assert config.r == 16 and set(config.target_modules) >= {"q_proj", "v_proj", "down_proj"}

@@ -5,8 +5,8 @@ Run through :func:`training.job.train` (``twin train AUTHOR``); a smoke run is `
 
 Ray Train sets up ``torch.distributed`` (gloo on CPU, NCCL on GPU) before this runs, and the Hugging Face
 Trainer inside TRL picks it up, so each worker trains on its own shard and gradients are all-reduced.
-Checkpoints: rank 0 hands each Hugging Face checkpoint (LoRA weights, optimizer, scheduler, trainer state,
-plus ``train_config.json``) to ``ray.train.report``; after a worker dies, Ray Train restarts the group
+Checkpoints: Ray Train's ``RayTrainReportCallback`` hands each Hugging Face checkpoint (LoRA weights,
+optimizer, scheduler, trainer state) to ``ray.train.report``; after a worker dies, Ray Train restarts the group
 (``FailureConfig``) and :func:`restore_checkpoint` resumes from the last one. The final report carries the
 adapter alone under ``adapter/``.
 """
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
 Stage = Literal["sft", "dpo"]
-HF_CHECKPOINT_DIR = "checkpoint"
+HF_CHECKPOINT_DIR = "checkpoint"  # RayTrainReportCallback.CHECKPOINT_NAME: where it puts the HF checkpoint
 ADAPTER_DIR = "adapter"
 CONFIG_FILE = "train_config.json"
 
@@ -189,17 +189,15 @@ def _scalars(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def make_report_callback(job: WorkerJob, rank: int, start_step: int) -> TrainerCallback:
-    """A TrainerCallback that reports every log to Ray Train and every checkpoint from rank 0."""
-    import ray.train
-    from ray.train import Checkpoint
+def make_callbacks(job: WorkerJob, rank: int, start_step: int) -> list[TrainerCallback]:
+    """Ray Train's own `RayTrainReportCallback` reports each Hugging Face checkpoint (as ``checkpoint/``,
+    which :func:`restore_checkpoint` reads) with the logged metrics; ours relays progress to the driver."""
+    from ray.train.huggingface.transformers import RayTrainReportCallback
     from transformers import TrainerCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
-    class RayReportCallback(TrainerCallback):
+    class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
             self.saved_step: int | None = None
-            self.first_loss: float | None = None
 
         def _progress(self, event: dict[str, Any]) -> None:
             if rank == 0 and job.progress is not None:
@@ -215,11 +213,8 @@ def make_report_callback(job: WorkerJob, rank: int, start_step: int) -> TrainerC
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                    **kwargs: Any) -> None:
             metrics = _scalars(logs or {})
-            if "loss" in metrics and self.first_loss is None:
-                self.first_loss = metrics["loss"]
-            metrics.update(step=state.global_step, start_step=start_step)
-            ray.train.report({"stage": job.stage, **metrics})
-            self._progress({"event": "log", "step": state.global_step, "total": state.max_steps, **metrics})
+            self._progress({"event": "log", "step": state.global_step, "total": state.max_steps,
+                            "start_step": start_step, **metrics})
             if (
                 job.config.fail_worker_once
                 and job.stage == "sft"
@@ -228,25 +223,17 @@ def make_report_callback(job: WorkerJob, rank: int, start_step: int) -> TrainerC
                 and self.saved_step is not None
                 and state.global_step > self.saved_step
             ):
-                # The report above was a barrier that rank 0 reached after uploading the checkpoint;
-                # give the controller a moment to register it, then die like an OOM-killed process.
+                # Every rank's checkpoint report (RayTrainReportCallback.on_save) was a barrier that rank 0
+                # passed after uploading; give the controller a moment to register it, then die like an
+                # OOM-killed process.
                 time.sleep(3)
                 os._exit(1)
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.saved_step = state.global_step
-            metrics = {"stage": job.stage, "step": state.global_step, "start_step": start_step}
-            if rank != 0:
-                ray.train.report(metrics, checkpoint=None)
-                return
-            source = get_last_checkpoint(args.output_dir)
-            with tempfile.TemporaryDirectory() as tmp:
-                shutil.copytree(source, Path(tmp) / HF_CHECKPOINT_DIR)
-                (Path(tmp) / CONFIG_FILE).write_text(job.config.model_dump_json(indent=2))
-                ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
             self._progress({"event": "checkpoint", "step": state.global_step, "total": state.max_steps})
 
-    return RayReportCallback()
+    return [ProgressCallback(), RayTrainReportCallback()]
 
 
 # the loop ----------------------------------------------------------------------------------------------
@@ -268,8 +255,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         model, tokenizer = load_model(job, local_root)
         if job.stage == "dpo" and job.config.fail_dpo:
             raise RuntimeError("DPO failed on purpose (TrainConfig.fail_dpo test hook)")
-        callback = make_report_callback(job, rank, start_step)
-        trainer = prepare_trainer(build_trainer(job, model, tokenizer, local_root / "hf", [callback]))
+        callbacks = make_callbacks(job, rank, start_step)
+        trainer = prepare_trainer(build_trainer(job, model, tokenizer, local_root / "hf", callbacks))
 
         started = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=resume_from)
