@@ -356,8 +356,9 @@ class TwinService:
                         return result.report
                     return await import_export(self.ingestion, author, target)
                 finally:
-                    if private:  # nobody's private messages stay in the uploads folder
-                        target.unlink(missing_ok=True)
+                    # what it held is in the store now; an archive can be gigabytes, and nobody's private
+                    # messages stay in the uploads folder
+                    target.unlink(missing_ok=True)
 
         return self._spawn(job, work)
 
