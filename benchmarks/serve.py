@@ -214,6 +214,9 @@ def model_part(args: argparse.Namespace) -> dict[str, Any]:
     base.ensure_dirs()
     adapters = _random_adapters(base, args.adapters) if args.adapters else None
     out: dict[str, Any] = {}
+    from serving.model import start_ray_and_serve
+
+    start_ray_and_serve(base)  # before any serve.* call, which would start a Ray with default (chatty) logging
     try:
         for name in args.deployments.split(","):
             print(f"== deployment {name}", flush=True)

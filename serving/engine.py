@@ -122,6 +122,15 @@ def _int8_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(*x.shape[:-1], -1).to(x.dtype)
 
 
+def _deliver(ticket: Ticket, item: list[StreamChunk] | BaseException) -> None:
+    """Hand a request its chunks; a sink that fails (its caller's event loop is gone) cancels the request."""
+    try:
+        ticket.sink(item)
+    except Exception:  # noqa: BLE001 - one caller's failure must not stop the loop for the others
+        log.warning("dropping a request whose caller cannot take its output", exc_info=True)
+        ticket.cancel()
+
+
 class UnsupportedModel(TwinError):
     """The model's cache cannot be padded and spliced row by row (the static engine serves it instead)."""
 
@@ -289,10 +298,17 @@ class ContinuousEngine:
             try:
                 rows.append(self._new_row(ticket))  # loads its adapter (outside inference mode: PEFT sets grads)
             except Exception as exc:  # noqa: BLE001 - e.g. its adapter folder was deleted: that request fails
-                ticket.sink(exc)
+                _deliver(ticket, exc)
         with torch.inference_mode():
             if rows:
-                self._prefill(rows)
+                try:
+                    self._prefill(rows)
+                except Exception as exc:  # noqa: BLE001 - the newcomers fail; the running batch goes on
+                    if any(row in self._rows for row in rows):
+                        raise
+                    log.exception("prefill failed")
+                    for row in rows:
+                        _deliver(row.ticket, exc)
             if self._rows:
                 self._decode()
         self.steps += 1
@@ -413,10 +429,10 @@ class ContinuousEngine:
             safe = len(row.text[:safe].rstrip("\ufffd"))
             if safe > row.emitted:
                 delta, row.emitted = row.text[row.emitted : safe], safe
-                row.ticket.sink([StreamChunk(text=delta)])
+                _deliver(row.ticket, [StreamChunk(text=delta)])
             return
         delta, row.emitted = row.text[row.emitted :], len(row.text)
-        row.ticket.sink([StreamChunk(text=delta, final=self._generation(row))])
+        _deliver(row.ticket, [StreamChunk(text=delta, final=self._generation(row))])
 
     def _generation(self, row: _Row) -> Generation:
         job = row.ticket.job
@@ -474,7 +490,7 @@ class ContinuousEngine:
 
     def _fail_all(self, exc: BaseException) -> None:
         for ticket in [row.ticket for row in self._rows] + self._waiting:
-            ticket.sink(exc)
+            _deliver(ticket, exc)
         self._rows, self._waiting, self._cache, self._mask = [], [], None, None
 
     def _run_deferred_unloads(self) -> None:
