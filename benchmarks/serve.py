@@ -110,7 +110,8 @@ def _random_adapters(settings: Any, count: int) -> list[Any]:
 def _deploy(base: Any, name: str, max_batch_size: int) -> Any:
     from ray import serve
 
-    from serving.model import MODEL_APP_NAME, deploy_model
+    from serving.generation import MODEL_APP_NAME
+    from serving.model import deploy_model
     from serving.model_client import ModelClient
 
     engine, quantize = DEPLOYMENTS[name]
@@ -136,7 +137,7 @@ async def _stream(client: Any, adapter: Any, i: int, params: Any) -> tuple[float
 
 
 async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any] | None) -> dict[str, Any]:
-    from serving.model import SamplingParams
+    from serving.generation import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens)
     short = SamplingParams(temperature=0.0, max_new_tokens=4)

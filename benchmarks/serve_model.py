@@ -57,7 +57,7 @@ def messages(i: int) -> list[dict[str, str]]:
 
 
 def _jobs(runtime: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list[Any]:
-    from serving.model import GenerationRequest, SamplingParams
+    from serving.generation import GenerationRequest, SamplingParams
 
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     return [runtime.make_job(GenerationRequest.model_validate({"messages": m, "params": params}), None)
@@ -104,7 +104,8 @@ def _reference(runtime: Any, jobs: list[Any]) -> list[list[int]]:
 def measure(name: str, base_model: str, args: argparse.Namespace, reference: list[str] | None) -> dict[str, Any]:
     import torch
 
-    from serving.model import BatchEngine, ModelConfig
+    from serving.generation import ModelConfig
+    from serving.static_engine import BatchEngine
 
     batching, dtype, quantize = ENGINES[name]
     torch.set_num_threads(args.threads)
@@ -155,7 +156,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from serving.model import BatchEngine, ModelConfig
+    from serving.generation import ModelConfig
+    from serving.static_engine import BatchEngine
     from twin.models import resolve_base_model
     from twin.settings import Settings
 

@@ -34,9 +34,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from serving.model import (
+from serving.generation import (
     BASE_ADAPTER_NAME,
-    BatchEngine,
     Generation,
     GenerationJob,
     StreamChunk,
@@ -44,6 +43,7 @@ from serving.model import (
     _row_generator,
     adapter_name_for,
 )
+from serving.static_engine import BatchEngine
 from twin.domain import TwinError
 
 if TYPE_CHECKING:
@@ -54,72 +54,6 @@ log = logging.getLogger(__name__)
 RowSink = Callable[[list[StreamChunk] | BaseException], None]
 """Receives a request's new chunks after each step it was in (the last one carries ``final``), or the
 exception that ended it."""
-
-
-def quantize_for_cpu(model: Any) -> bool:
-    """Int4 weights for every linear layer of the decoder whose weights are exactly int4 in groups of 32 (as
-    in a Q4 GGUF: SmolLM2's built-in weights are), an int8 output head, activations rounded to bf16 for the
-    matmuls; nothing changes when some layer is not exactly int4 (False).
-
-    Torch's packed int4 and int8 CPU kernels read a quarter (an eighth) of fp32's bytes per token, and
-    decoding one row is bound by those bytes: about 3x the fp32 tokens/s on this CPU. The decoder's
-    weights stay bit-identical; the bf16 activations and the int8 head move greedy outputs off the fp32
-    engine's after a few dozen tokens (equally plausible text, as llama.cpp's 8-bit activations do).
-    LoRA adapters still wrap these layers (PEFT calls the layer, then adds its own fp32 update).
-    """
-    import types
-
-    import torch
-
-    group = 32
-    plans = []
-    for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head") or module.bias is not None:
-            continue
-        weight = module.weight.data.float()
-        rows, cols = weight.shape
-        if cols % group:
-            return False
-        grouped = weight.reshape(rows, cols // group, group)
-        low = grouped.amin(-1)
-        step = (grouped.amax(-1) - low) / 15
-        step = torch.where(step == 0, torch.ones_like(step), step)
-        levels = torch.round((grouped - low[..., None]) / step[..., None]).clamp(0, 15)
-        if not torch.equal(levels * step[..., None] + low[..., None], grouped):
-            return False
-        plans.append((module, levels.reshape(rows, cols).to(torch.int32), step, low))
-    if not plans:
-        return False
-    for module, levels, step, low in plans:
-        module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels, 1)
-        # The kernel computes (q - 8) * scale + zero.
-        module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
-        module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
-        module.forward = types.MethodType(_int4_forward, module)
-    head = model.get_output_embeddings()
-    if isinstance(head, torch.nn.Linear) and head.bias is None:
-        weight = head.weight.data.float()  # tied to the input embeddings: that copy stays as it is
-        scales = weight.abs().amax(-1).clamp(min=1e-12) / 127
-        head.int8_weight = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
-        head.int8_scales = scales.bfloat16()
-        head.forward = types.MethodType(_int8_forward, head)
-    return True
-
-
-def _int4_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    flat = x.reshape(-1, x.shape[-1]).bfloat16()
-    out = torch._weight_int4pack_mm_for_cpu(flat, self.int4_weight, 32, self.int4_scales)
-    return out.reshape(*x.shape[:-1], -1).to(x.dtype)
-
-
-def _int8_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    flat = x.reshape(-1, x.shape[-1]).bfloat16()
-    out = torch._weight_int8pack_mm(flat, self.int8_weight, self.int8_scales)
-    return out.reshape(*x.shape[:-1], -1).to(x.dtype)
 
 
 def _deliver(ticket: Ticket, item: list[StreamChunk] | BaseException) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from serving.model import (
+from serving.generation import (
     MODEL_APP_NAME,
     MODEL_DEPLOYMENT_NAME,
     ChatMessage,

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import MODELS_CACHE
 
 from serving.engine import ContinuousEngine
-from serving.model import (
-    BatchEngine,
+from serving.generation import (
     ChatMessage,
     Generation,
     GenerationJob,
@@ -24,9 +24,8 @@ from serving.model import (
     StreamChunk,
     adapter_name_for,
 )
+from serving.static_engine import BatchEngine
 from twin.settings import Settings
-
-from conftest import MODELS_CACHE
 
 PROMPTS = [
     "What is the capital of France?",

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import MODELS_CACHE
 from ray.serve.handle import DeploymentHandle
 
-from serving.model import MODEL_APP_NAME, Generation, SamplingParams
+from serving.generation import MODEL_APP_NAME, Generation, SamplingParams
 from serving.model_client import AdapterRef, ModelClient, adapter_for_author
 from twin.domain import Unavailable
 from twin.settings import ServeSettings, Settings
 from twin.store import DocumentStore
-
-from conftest import MODELS_CACHE
 
 pytestmark = pytest.mark.slow
 
