@@ -212,7 +212,7 @@ async def test_apscheduler_fires_reach_our_executor_with_their_scheduled_time() 
 
 
 # torch -------------------------------------------------------------------------------------------------
-# serving/engine.py's int4/int8 CPU path calls torch's packed-weight kernels, which have no public
+# serving/quantize.py's int4/int8 CPU path calls torch's packed-weight kernels, which have no public
 # names; torch is pinned to one version (the CPU wheel set-up installs).
 
 
@@ -223,4 +223,4 @@ def test_torch_packed_weight_kernels_exist(op: str) -> None:
     import torch
 
     assert callable(getattr(torch, op, None)), _broken(
-        "torch", f"torch.{op}", "serving/engine.py (quantized CPU engine)", "is gone")
+        "torch", f"torch.{op}", "serving/quantize.py (int4/int8 CPU kernels)", "is gone")
