@@ -96,8 +96,11 @@ class ModelInfo(BaseModel):
     torch_threads: int
     loaded_adapters: list[str]
     max_batch_size: int
-    engine: Literal["continuous", "static"] = "static"
-    """How the replica batches (the configured engine, unless the model needs the static one)."""
+    engine: Literal["continuous", "static", "vllm"] = "static"
+    """How the replica batches (the configured engine, unless the model needs the static one); ``vllm``: Ray
+    Serve LLM on GPU workers (`serving.vllm_model`)."""
+    lora_path: str | None = None
+    """``vllm`` only: the cloud folder the GPU replicas load adapters from (the client copies one there first)."""
     quantized: bool = False
     """The decoder runs on int4 weights."""
     rss_bytes: int = 0

@@ -210,9 +210,14 @@ class TwinModel:
 # Building and deploying
 # ---------------------------------------------------------------------------------------------------------
 def build_model_app(settings: Settings) -> serve.Application:
-    """The model application: the base model resolved (converted once) here, in the driver."""
+    """The model application: the base model resolved (converted once) here, in the driver; Ray Serve LLM
+    with vLLM on GPU workers when ``serve.llm_engine`` is ``vllm``."""
     from twin.models import resolve_base_model
 
+    if settings.serve.llm_engine == "vllm":
+        from serving.vllm_model import build_vllm_app
+
+        return build_vllm_app(settings)
     config = ModelConfig.from_settings(settings, resolve_base_model(settings))
     return TwinModel.options(
         ray_actor_options={"num_cpus": settings.serve.model_num_cpus},

@@ -8,6 +8,10 @@
 The adapter's folder is the multiplexed model id, so activating a new version in the registry (a new folder)
 is served on the next request without restarting anything. A deployment that is down, still starting or
 unreachable raises `Unavailable` within ``settings.serve.model_probe_timeout_s``: never a hang.
+
+On GPU clusters (``TWIN_SERVE__LLM_ENGINE=vllm``, `serving.vllm_model`) the same calls reach vLLM; the
+deployment turns the adapter folder into vLLM's LoRA model id, and this client first copies the folder to the
+lora path the GPU replicas read from (once per adapter version).
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ class ModelClient:
         serve_settings = (settings or Settings(_env_file=None)).serve
         self._attach_settings = attach_settings
         self._handle: Any = None if attach_settings is not None else target
+        self._info: ModelInfo | None = None
+        """The last probe's answer (which engine serves, and for vLLM where it reads adapters from)."""
+        self._synced_adapters: set[str] = set()
         self.probe_timeout_s = probe_timeout_s if probe_timeout_s is not None else serve_settings.model_probe_timeout_s
         self.request_timeout_s = (
             request_timeout_s if request_timeout_s is not None else serve_settings.request_timeout_s
@@ -89,6 +96,7 @@ class ModelClient:
                        params: SamplingParams | None = None) -> Generation:
         handle = await self._ready_handle()
         request = _request(messages, params)
+        await self._publish_adapter(adapter)
         generation: Generation = await self._call(
             self._for_adapter(handle, adapter).generate.remote(request), self.request_timeout_s
         )
@@ -106,6 +114,7 @@ class ModelClient:
         """Like `stream`, plus a last chunk whose ``final`` is the finished `Generation` (token counts)."""
         handle = await self._ready_handle()
         request = _request(messages, params)
+        await self._publish_adapter(adapter)
         chunks = self._for_adapter(handle, adapter).options(stream=True).stream.remote(request)
         iterator = chunks.__aiter__()
         while True:
@@ -129,8 +138,25 @@ class ModelClient:
                 self._handle = await asyncio.wait_for(asyncio.to_thread(self._attach), self.probe_timeout_s)
             except Exception as exc:  # noqa: BLE001 - no cluster, no Serve, no such app: all "not reachable"
                 raise Unavailable(f"The model deployment is not reachable ({_describe(exc)}); {RETRY_HINT}.") from exc
-        await self._call(self._handle.ready.remote(), self.probe_timeout_s)
+        self._info = await self._call(self._handle.ready.remote(), self.probe_timeout_s)
         return self._handle
+
+    async def _publish_adapter(self, adapter: AdapterRef | None) -> None:
+        """vLLM engine: copy the adapter's folder to the lora path its GPU replicas read (once per version);
+        the CPU engine reads the folder itself."""
+        info = self._info
+        if adapter is None or info is None or info.engine != "vllm" or not info.lora_path:
+            return
+        if adapter.path in self._synced_adapters:
+            return
+        from serving.llm_vllm import sync_adapter
+
+        try:
+            await asyncio.to_thread(sync_adapter, adapter.path, info.lora_path)
+        except OSError as exc:
+            raise Unavailable(f"Could not copy {adapter.author}'s adapter v{adapter.version} to {info.lora_path} "
+                              f"({_describe(exc)}); check that this machine can write there.") from exc
+        self._synced_adapters.add(adapter.path)
 
     def _attach(self) -> Any:
         import ray

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +158,41 @@ class TrainSettings(BaseModel):
     """Cap on held-out test examples scored for perplexity (base and adapter)."""
 
 
+class VllmSettings(BaseModel):
+    """The GPU-cluster engine (``TWIN_SERVE__LLM_ENGINE=vllm``): Ray Serve LLM with vLLM and multi-LoRA.
+
+    Set with ``TWIN_SERVE__VLLM__LORA_PATH=s3://bucket/twin-adapters`` and the like. Untested on GPUs so far.
+    """
+
+    lora_path: str | None = None
+    """Cloud folder (``s3://``, ``gs://``, ``abfss://``, ``azure://``: Ray Serve LLM loads LoRA adapters only
+    from these) the GPU replicas load adapters from; an adapter ``<adapters>/author-3/v2`` is read from
+    ``<lora_path>/author-3/v2``, and the client copies it there before its first request. Unset: the base
+    model only."""
+    model_source: str | None = None
+    """What the GPU workers load: a Hugging Face id or a path on them; default ``base_model`` (the built-in
+    model as converted on the machine that deploys, so only on a one-node cluster)."""
+    accelerator_type: str | None = None
+    """Ray accelerator type for the replicas, e.g. ``A10G``, ``L4``, ``H100``; unset: any GPU."""
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    max_model_len: int | None = None
+    """Prompt plus completion tokens per request; unset: the model's own limit."""
+    max_lora_rank: int | None = None
+    """Largest LoRA rank the engine accepts; unset: ``train.lora_r`` rounded up to a rank vLLM supports."""
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Further vLLM engine arguments (JSON in the environment), e.g. ``{"tensor_parallel_size": 2}``; they win
+    over the ones derived from these settings."""
+
+    @field_validator("lora_path")
+    @classmethod
+    def _cloud_lora_path(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("s3://", "gs://", "abfss://", "azure://")):
+            raise ValueError(f"lora_path must be a cloud folder (s3://, gs://, abfss:// or azure://), not {value!r}: "
+                             "Ray Serve LLM loads LoRA adapters only from cloud storage")
+        return value
+
+
 class ServeSettings(BaseModel):
     """The HTTP service and the model deployment."""
 
@@ -199,6 +234,11 @@ class ServeSettings(BaseModel):
     model_quantize: Literal["none", "int4"] = "none"
     """``int4``: the decoder's linear layers on packed int4 CPU kernels when its weights are exactly int4 (the
     built-in SmolLM2 comes from a Q4 GGUF): ~3x tokens/s, greedy text drifts from ``none``'s after some tokens."""
+    llm_engine: Literal["twin", "vllm"] = "twin"
+    """``twin``: the CPU deployment (`serving.model.TwinModel`: transformers + PEFT, continuous batching);
+    ``vllm``: Ray Serve LLM with the vLLM engine and multi-LoRA on GPU workers (see ``vllm``), behind the same
+    client and API. Untested on GPUs so far."""
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
     model_start_timeout_s: float = 600.0
     model_probe_timeout_s: float = 5.0
     """How long the client waits for the deployment to answer a probe before reporting it unavailable."""
