@@ -515,6 +515,9 @@ def render_all(content_dir: Path = CONTENT_DIR) -> dict[str, bytes]:
     linkedin = render_linkedin_export(content_dir)
     files.update({f"exports/linkedin/{path}": data for path, data in linkedin.items()})
     files.update({f"exports/x/{path}": data for path, data in render_x_archive(content_dir).items()})
+    # WhatsApp's "Export chat" text, written by hand as it looks (imported with --private by the demo)
+    files.update({f"exports/whatsapp/{path.name}": path.read_bytes()
+                  for path in sorted((content_dir / "chats").glob("*.txt"))})
     return files
 
 
