@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.context import ServiceClient, console, open_store, print_json, service_client, settings, user_errors
-from twin.domain import Adapter, NotFound, TwinError
+from twin.domain import Adapter, NotFound
 
 
 class _DefaultListGroup(typer.core.TyperGroup):
@@ -59,8 +59,9 @@ def train(
     activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
     feedback_only: bool = typer.Option(
         False, "--feedback-only",
-        help="DPO on the inbox's preference pairs alone (your edits and approve-over-discard choices): no "
-        "base-model answers are generated, so the DPO stage is short. Combine with --max-steps for a short SFT.",
+        help="A short DPO-only run on top of AUTHOR's active adapter, on the inbox's preference pairs alone "
+        "(your edits, and approved-over-discarded drafts of one run): no SFT and no base-model answers. It "
+        "registers a new version (roll back with `twin adapters rollback`). Cap it with --dpo-max-steps.",
     ),
     with_code: bool = typer.Option(
         False, "--with-code",
@@ -80,7 +81,9 @@ def train(
 
     Example: `twin train juno` (about an hour for ~100 posts on a 2-core laptop) or `twin train juno
     --max-steps 50 --dpo-max-steps 8` for a quicker one. Held-out perplexity of unseen documents, base
-    model vs adapter, is printed at the end and stored with the adapter.
+    model vs adapter, is printed at the end and stored with the adapter. After editing, approving and
+    discarding drafts in the inbox, `twin train juno --feedback-only` teaches the active adapter those
+    preferences in a few minutes.
 
     While `twin serve` runs, the service trains (on its Ray: one Ray per machine) and this command follows
     the job. With RAY_ADDRESS (or TWIN_SERVE__RAY_ADDRESS) set, training runs on that cluster.
@@ -93,12 +96,6 @@ def train(
     config_settings = settings()
     with user_errors(), open_store() as store:
         feedback = store.count_feedback_pairs(store.get_author(author))
-        if feedback_only:
-            if no_dpo or not sum(feedback.values()):
-                raise TwinError(f"--feedback-only needs DPO and inbox preferences; {author} has "
-                                f"{sum(feedback.values())} (edit or approve/discard drafts in the inbox first).")
-            config_settings.train.dpo_max_pairs = 0  # the dataset then holds the inbox's pairs only
-            dpo_pairs = 0
         if not as_json:
             console.print(f"inbox preferences for DPO: {feedback['edit']} edits, {feedback['choice']} "
                           "approved-over-discarded choices")
@@ -112,6 +109,7 @@ def train(
             use_gpu=gpu,
             dpo=False if no_dpo else None,
             code_mix=True if with_code else None,
+            feedback_only=True if feedback_only else None,
         )
         columns = (
             SpinnerColumn(),
@@ -175,11 +173,15 @@ def train(
     if not adapter.params.get("dpo_ran", True) and adapter.params.get("dpo_error"):
         error = adapter.params["dpo_error"]
         console.print(f"[yellow]DPO did not run ({error}); this adapter is SFT only.[/yellow]")
+    losses = (
+        f"DPO on {m.get('feedback_pairs', 0)} inbox preferences over v{m.get('base_adapter_version')}, "
+        f"loss {m['train_loss']:.3f}" if m.get("dpo_only") else
+        f"train loss {m['train_loss']:.3f}, validation loss {m['validation_loss']:.3f}"
+    )
     console.print(
         f"Registered [bold]{author} v{adapter.version}[/bold]{' (active)' if adapter.active else ''} at {adapter.path}\n"
         f"held-out perplexity: base {m['perplexity_base']:.2f} -> adapter {m['perplexity_adapter']:.2f} "
-        f"(ratio {m['perplexity_ratio']:.3f}); train loss {m['train_loss']:.3f}, "
-        f"validation loss {m['validation_loss']:.3f}"
+        f"(ratio {m['perplexity_ratio']:.3f}); {losses}"
     )
     if "perplexity_code_base" in m:
         console.print(

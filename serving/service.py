@@ -61,6 +61,9 @@ class TrainRequest(BaseModel):
     dpo_max_pairs: int | None = Field(default=None, ge=0)
     epochs: float | None = Field(default=None, gt=0)
     use_gpu: bool | None = None
+    feedback_only: bool | None = Field(
+        default=None, description="A short DPO-only run on the inbox's preference pairs, on top of the active adapter."
+    )
     activate: bool = True
     config: TrainConfig | None = Field(
         default=None, description="A whole training config (what `twin train` sends); the fields above then do not apply."

@@ -53,6 +53,9 @@ class TrainConfig(BaseModel):
     dpo_beta: float = _default("dpo_beta")
     code_mix: bool = _default("code_mix")
     """Add examples from the author's own commits to SFT (their held-out perplexity is reported apart)."""
+    feedback_only: bool = False
+    """A short DPO-only run on the inbox's preference pairs, starting from the author's active adapter (no SFT,
+    no base-model generations); registered as a new version on top of it."""
     seed: int = _default("seed")
     save_steps: int = _default("save_steps")
     """Checkpoint every this many steps: a restarted worker group resumes from the last one."""

@@ -32,7 +32,18 @@ from training.dataset import (
     usable_documents,
 )
 from training.train_loop import ADAPTER_DIR, CONFIG_FILE, Stage, WorkerJob, train_loop
-from twin.domain import Adapter, Author, Conflict, Job, JobStatus, Kind, TwinError, Unavailable, author_folder
+from twin.domain import (
+    Adapter,
+    Author,
+    Conflict,
+    Job,
+    JobStatus,
+    Kind,
+    NotFound,
+    TwinError,
+    Unavailable,
+    author_folder,
+)
 from twin.models import check_base_model
 
 if TYPE_CHECKING:
@@ -88,8 +99,10 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
     from twin.ray_cluster import connect, ray_address
 
     os.environ.update({k: os.environ.get(k, v) for k, v in WORKER_ENV.items()})
+    # Worker output (Trainer reports, weight-loading bars, library warnings) goes to Ray's log files under
+    # the session's logs/ folder; progress reaches the terminal through TrainProgress events.
     started = connect(
-        settings, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=True, configure_logging=False
+        settings, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False, configure_logging=False
     )
     on_cluster = ray_address(settings) is not None  # a cluster may autoscale to fit the workers
     resource = "GPU" if config.use_gpu else "CPU"
@@ -322,8 +335,73 @@ def check_training_request(store: DocumentStore, author_name: str, settings: Set
     author = store.get_author(author_name)
     check_enough_text(author.name, usable_documents(store.list_documents(author)), settings.train.min_words)
     base_model_path = check_base_model(settings)
+    if config.feedback_only:
+        feedback_base_adapter(store, author, settings, config)
     check_not_busy(store, author)
     return base_model_path
+
+
+def feedback_base_adapter(
+    store: DocumentStore, author: Author, settings: Settings, config: TrainConfig, version: int | None = None
+) -> Adapter:
+    """The adapter a feedback-only run starts from (the active one; ``version`` when a job resumes), or why
+    the run cannot start."""
+    if not config.dpo:
+        raise TwinError("--feedback-only is a DPO run; it cannot be combined with --no-dpo.")
+    if not sum(store.count_feedback_pairs(author).values()):
+        raise TwinError(f"{author.name} has no inbox preferences to learn from: edit drafts, or approve one and "
+                        "discard another of the same run, first (--feedback-only trains on those alone).")
+    adapters = store.list_adapters(author)
+    if version is None:
+        base = next((a for a in adapters if a.active), None)
+        if base is None:
+            raise TwinError(f"{author.name} has no active adapter for --feedback-only to build on; train one "
+                            f"first (`twin train {author.name}`) or activate one (`twin adapters activate`).")
+    else:
+        base = next((a for a in adapters if a.version == version), None)
+        if base is None:
+            raise NotFound(f"{author.name}'s adapter v{version}, which this job started from, is gone.")
+    if base.base_model != settings.base_model:
+        raise TwinError(f"{author.name}'s adapter v{base.version} was trained on {base.base_model}, not the "
+                        f"configured base model {settings.base_model}; train a full run instead of --feedback-only.")
+    if not (Path(base.path) / "adapter_config.json").is_file():
+        raise NotFound(f"{author.name}'s adapter v{base.version} has no PEFT adapter at {base.path}.")
+    return base
+
+
+def base_adapter_checkpoint(settings: Settings, run_name: str, adapter: Adapter) -> Any:
+    """A registered adapter as the checkpoint DPO starts from (its folder as ``adapter/``, what
+    ``train_loop.load_model`` reads), written beside the job's stage runs: workers on other nodes read it
+    from the same storage, and a resumed job finds it again."""
+    from ray.train import Checkpoint
+
+    storage = _storage(settings)
+    if "://" in storage:
+        import pyarrow.fs
+
+        filesystem, root = pyarrow.fs.FileSystem.from_uri(storage)
+        folder = f"{root.rstrip('/')}/{run_name}-base"
+        pyarrow.fs.copy_files(adapter.path, f"{folder}/{ADAPTER_DIR}", destination_filesystem=filesystem)
+        return Checkpoint(folder, filesystem=filesystem)
+    folder_path = Path(storage) / f"{run_name}-base"
+    shutil.rmtree(folder_path, ignore_errors=True)
+    shutil.copytree(adapter.path, folder_path / ADAPTER_DIR)
+    return Checkpoint.from_directory(str(folder_path))
+
+
+def carried_voice_scorer(base: Adapter, adapter_dir: Path) -> dict[str, Any]:
+    """A feedback-only version keeps its base version's voice scorer: the author's writing and the base
+    model's answers it was fitted on are unchanged, and the inbox pairs hold no base-model answers."""
+    from evals.voice import FILE_NAME
+
+    source = Path(base.path) / FILE_NAME
+    if not source.is_file():
+        return {"voice_scorer_auc": None, "voice_scorer_note": f"v{base.version} has no voice scorer"}
+    shutil.copy(source, adapter_dir / FILE_NAME)
+    return {
+        **{k: v for k, v in base.metrics.items() if k.startswith("voice_scorer_")},
+        "voice_scorer_from_version": base.version,
+    }
 
 
 def create_training_job(
@@ -355,6 +433,8 @@ class ResumeState(BaseModel):
     config: TrainConfig | None = None
     activate: bool = True
     done: dict[str, StageDone] = {}
+    base_adapter_version: int | None = None
+    """A feedback-only job's starting adapter, fixed when it first runs (a resume starts from the same)."""
 
 
 def is_resumable(job: Job) -> bool:
@@ -508,10 +588,16 @@ def train(
     try:
         settings.ensure_dirs()
         run_name = f"{author.name}-{job_id[:8]}"
+        base_adapter: Adapter | None = None
+        if config.feedback_only:
+            base_adapter = feedback_base_adapter(store, author, settings, config, state.base_adapter_version)
+            state.base_adapter_version = base_adapter.version
         report(TrainProgress(stage="dataset", event="begin", message="building datasets"))
         train_settings = settings.model_copy(
             update={"train": settings.train.model_copy(update={
-                "max_length": config.max_length, "seed": config.seed, "dpo_max_pairs": config.dpo_max_pairs,
+                "max_length": config.max_length, "seed": config.seed,
+                # feedback-only: no base-model answers, so the DPO pairs are the inbox's alone
+                "dpo_max_pairs": 0 if config.feedback_only else config.dpo_max_pairs,
             })}
         )
         bundle: DatasetBundle = build_datasets(
@@ -521,22 +607,32 @@ def train(
         )
         report(TrainProgress(stage="dataset", event="end", message=f"{bundle.stats['train'].examples} examples"))
 
-        validation = bundle.splits["validation"][: settings.train.max_validation_examples]
-        sft = stage("sft", _rows(bundle.splits["train"]), _rows(validation), report)
-        final_result = sft
+        feedback_pairs = sum(1 for pair in bundle.dpo if pair.feedback_id is not None)
+        sft = None
         dpo = None
         dpo_error: str | None = None
-        if config.dpo and not bundle.dpo:
-            dpo_error = "no DPO pairs (the base model gave no rejected answers)"
-        elif config.dpo:
-            try:
-                dpo = stage("dpo", _rows(bundle.dpo), [], report, init_adapter=sft.checkpoint)
-                final_result = dpo
-            except Exception as exc:  # noqa: BLE001 - any DPO failure: keep (and register) the SFT adapter
-                dpo_error = str(exc) or type(exc).__name__
-                log.warning("DPO failed; registering the SFT adapter alone: %s", dpo_error)
-                message = f"DPO failed, keeping SFT: {dpo_error}"[:300]
-                report(TrainProgress(stage="dpo", event="failed", message=message))
+        if base_adapter is not None:
+            if not bundle.dpo:
+                raise TwinError(f"{author.name}'s inbox preferences gave no DPO pairs.")
+            # DPO alone, on top of the active adapter; a failure fails the job (there is no new SFT to keep)
+            dpo = stage("dpo", _rows(bundle.dpo), [], report,
+                        init_adapter=base_adapter_checkpoint(settings, run_name, base_adapter))
+            final_result = dpo
+        else:
+            validation = bundle.splits["validation"][: settings.train.max_validation_examples]
+            sft = stage("sft", _rows(bundle.splits["train"]), _rows(validation), report)
+            final_result = sft
+            if config.dpo and not bundle.dpo:
+                dpo_error = "no DPO pairs (the base model gave no rejected answers)"
+            elif config.dpo:
+                try:
+                    dpo = stage("dpo", _rows(bundle.dpo), [], report, init_adapter=sft.checkpoint)
+                    final_result = dpo
+                except Exception as exc:  # noqa: BLE001 - any DPO failure: keep (and register) the SFT adapter
+                    dpo_error = str(exc) or type(exc).__name__
+                    log.warning("DPO failed; registering the SFT adapter alone: %s", dpo_error)
+                    message = f"DPO failed, keeping SFT: {dpo_error}"[:300]
+                    report(TrainProgress(stage="dpo", event="failed", message=message))
 
         version, adapter_dir = next_adapter_dir(store, settings, author)
         staging = adapter_dir.with_name(adapter_dir.name + ".partial")
@@ -561,11 +657,15 @@ def train(
                 config.max_length,
             )
 
-        voice = fit_voice_scorer(store, author, bundle, adapter_dir)
+        if base_adapter is not None:
+            voice = carried_voice_scorer(base_adapter, adapter_dir)
+        else:
+            voice = fit_voice_scorer(store, author, bundle, adapter_dir)
 
+        first = sft if sft is not None else final_result
         metrics: dict[str, Any] = {
             **voice,
-            **_prefixed("sft", sft.metrics),
+            **(_prefixed("sft", sft.metrics) if sft else {}),
             **(_prefixed("dpo", dpo.metrics) if dpo else {}),
             "perplexity_base": ppl.base,
             "perplexity_adapter": ppl.adapter,
@@ -573,12 +673,16 @@ def train(
             "perplexity_examples": ppl.examples,
             "perplexity_tokens": ppl.tokens,
             **code_perplexity_metrics(code_ppl),
-            "train_loss": float(sft.metrics.get("train_loss", float("nan"))),
-            "validation_loss": float(sft.metrics.get("eval_loss", float("nan"))),
+            # the first stage's loss: SFT's, or DPO's in a feedback-only run (which has no validation loss)
+            "train_loss": float(first.metrics.get("train_loss", float("nan"))),
+            "validation_loss": float(first.metrics.get("eval_loss", float("nan"))),
             "dataset": {name: stats.model_dump() for name, stats in bundle.stats.items()},
             "dpo_pairs": len(bundle.dpo),
+            "feedback_pairs": feedback_pairs,
+            "dpo_only": base_adapter is not None,
+            **({"base_adapter_version": base_adapter.version} if base_adapter is not None else {}),
             "peak_rss_mb": {
-                "sft": float(sft.metrics.get("peak_rss_mb", float("nan"))),
+                **({"sft": float(sft.metrics.get("peak_rss_mb", float("nan")))} if sft else {}),
                 **({"dpo": float(dpo.metrics.get("peak_rss_mb", float("nan")))} if dpo else {}),
                 "perplexity": ppl_peak_rss_mb,
             },
