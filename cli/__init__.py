@@ -40,6 +40,9 @@ _register_optional_groups()
 
 
 def main() -> None:
+    from cli.terminal import quiet_terminal
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_terminal("twin")  # library logs and warnings to <data_dir>/logs/twin.log, not the terminal
     app()

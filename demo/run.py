@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-when-ready", action="store_true", help="Stop after printing the URL (tests).")
     args = parser.parse_args(argv)
 
+    from cli.terminal import quiet_terminal
     from demo.build import build
     from demo.serve import serve_directory
     from cli.ingest import print_report
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = _settings(args)
     settings.ensure_dirs()
-    # The service in this process logs at INFO; its HTTP client's line per job poll would bury the bars.
+    log_file = quiet_terminal("demo", settings.data_dir)  # the service's and libraries' logs go to this file
+    # Its HTTP client's line per job poll would bury the service's own lines in the log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     console.print(f"[bold]LLM Twin demo[/bold]  data: {settings.data_dir}")
     site = build(settings.data_dir / "demo-site", f"http://127.0.0.1:{args.site_port}")
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console.rule("[bold green]ready")
     console.print(f"Open [bold]{base_url}/[/bold] and chat with {DEMO_AUTHOR}'s twin.  (Ctrl-C stops)")
+    console.print(f"logs: {log_file.path} and Ray's in /tmp/ray/session_latest/logs", style="dim")
     if args.exit_when_ready:
         site_server.stop()
         return 0

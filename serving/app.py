@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 
 from serving.api.deps import provide_service
@@ -93,5 +94,7 @@ def create_app(settings: Settings | None = None, *, service: TwinService | None 
         request_max_body_size=settings.serve.max_body_bytes,
         openapi_config=OpenAPIConfig(title="LLM Twin", version="0.1.0", path="/schema"),
         plugins=plugins,
+        # The entry point owns the root logger (cli.terminal: library logs to a file); Litestar keeps its own.
+        logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )

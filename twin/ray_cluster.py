@@ -72,12 +72,15 @@ def connect(settings: Settings, *, local: dict[str, Any] | None = None, **init_k
     """Attach to the configured cluster, or start a local Ray (``local``: extra ``ray.init`` arguments
     for that case only, e.g. ``num_cpus``). A Ray already initialised in this process is reused.
 
-    Returns True when this call started a local Ray (the caller owns it and shuts it down).
+    Returns True when this call started a local Ray (the caller owns it and shuts it down). Worker and
+    replica output goes to Ray's log files (``/tmp/ray/session_latest/logs``), not this terminal, unless a
+    caller passes ``log_to_driver=True``.
     """
     import ray
 
     if ray.is_initialized():
         return False
+    init_kwargs.setdefault("log_to_driver", False)
     address = ray_address(settings)
     if address:
         attach(address, **init_kwargs)
