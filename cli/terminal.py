@@ -67,7 +67,7 @@ class _FileOnlyLogger(logging.Logger):
     """A library logger that refuses console handlers and always propagates: its records reach the log
     file through the root logger, never the terminal directly."""
 
-    def addHandler(self, hdlr: logging.Handler) -> None:  # noqa: N802 - logging's name
+    def addHandler(self, hdlr: logging.Handler) -> None:
         if isinstance(hdlr, logging.StreamHandler) and not isinstance(hdlr, logging.FileHandler):
             return
         super().addHandler(hdlr)
