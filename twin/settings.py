@@ -94,8 +94,9 @@ class TrainSettings(BaseModel):
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    learning_rate: float = 2e-4
-    """SFT learning rate (AdamW, linear decay)."""
+    learning_rate: float = 1e-3
+    """SFT learning rate (AdamW, linear decay). 1e-3 lowers held-out perplexity 1.85x faster per CPU minute
+    than 2e-4 on a real author (ratio 0.75 vs 0.87 after 24 steps: benchmarks/results/train_levers.json)."""
     dpo_learning_rate: float = 5e-6
     epochs: float = 2.0
     """SFT passes over the training examples (capped by ``max_steps``)."""
