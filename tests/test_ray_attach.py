@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Head:
     dashboard: str
     node_id: str
     env: dict[str, str]
+    temp_dir: str
 
 
 def _head_processes(temp_dir: str, port: int) -> list[psutil.Process]:
@@ -67,8 +69,11 @@ def _reload_ray_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[Head]:
+@contextmanager
+def running_head(num_cpus: int = 1) -> Iterator[Head]:
+    """A real `ray start --head` on free 127.0.0.1 ports with its own temp dir and token, for this process's
+    drivers (the token and the state API's address are set in this process's environment while it runs);
+    stopped afterwards by its own processes alone. Shared with the training tests."""
     port, dashboard_port = _free_port(), _free_port()
     # A short path: Ray's socket paths under it must stay within the 107-byte limit of AF_UNIX.
     temp_dir = tempfile.mkdtemp(prefix="twin-rayhead-", dir="/tmp")
@@ -76,7 +81,8 @@ def ray_head() -> Iterator[Head]:
     # through the environment (never ~/.ray).
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex}
     command = [
-        str(RAY_BIN), "start", "--head", "--port", str(port), "--num-cpus", "1", "--disable-usage-stats",
+        str(RAY_BIN), "start", "--head", "--port", str(port), "--num-cpus", str(num_cpus),
+        "--disable-usage-stats",
         "--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir, "--include-dashboard", "true",
         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
@@ -104,7 +110,8 @@ def ray_head() -> Iterator[Head]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        yield Head(address=f"127.0.0.1:{port}", dashboard=dashboard, node_id=node.node_id, env=env)
+        yield Head(address=f"127.0.0.1:{port}", dashboard=dashboard, node_id=node.node_id, env=env,
+                   temp_dir=temp_dir)
     finally:
         patch.undo()
         _reload_ray_auth()
@@ -122,6 +129,12 @@ def ray_head() -> Iterator[Head]:
                 pass
         psutil.wait_procs(alive, timeout=10)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[Head]:
+    with running_head() as head:
+        yield head
 
 
 @pytest.fixture
