@@ -95,6 +95,15 @@ def _follow(client, job: dict, label: str) -> dict:  # noqa: ANN001
         return client.wait_for_job(job["id"], on_progress)
 
 
+def _print_report(report) -> None:  # noqa: ANN001
+    """One line per collection step (`twin ingest` prints the full table); problems one line each."""
+    console.print(f"  {report.new} new, {report.updated} updated, {report.unchanged} unchanged documents; "
+                  f"{report.embedded_chunks} chunks embedded", style="dim", highlight=False)
+    for label, problems in (("refused", report.refused), ("failed", report.failed)):
+        for problem in problems:
+            console.print(f"  [yellow]{label}[/yellow] {problem.url}: {problem.reason}")
+
+
 def _ensure(client, method: str, path: str, **kwargs) -> None:  # noqa: ANN001
     response = getattr(client, method)(path, **kwargs)
     if response.status_code not in (200, 201, 409):
@@ -112,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     from cli.terminal import quiet_terminal
     from demo.build import build
     from demo.serve import serve_directory
-    from cli.ingest import print_report
     from twin.domain import IngestReport
     from cli.context import ServiceClient
 
@@ -135,17 +143,17 @@ def main(argv: list[str] | None = None) -> int:
             _ensure(client, "post", f"/api/authors/{DEMO_AUTHOR}/sources", json={"url": url})
 
         job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/ingest", json={}))
-        print_report(IngestReport(**_follow(client, job, "collecting the blog and the repo")["result"]))
+        _print_report(IngestReport(**_follow(client, job, "collecting the blog and the repo")["result"]))
         for export in (site.linkedin_zip, site.x_zip):
             with export.open("rb") as fh:
                 job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/import", files={"data": (export.name, fh)}))
-            print_report(IngestReport(**_follow(client, job, f"importing {export.name}")["result"]))
+            _print_report(IngestReport(**_follow(client, job, f"importing {export.name}")["result"]))
         # A chat export written by us, imported the only way private messages are: asked for by name.
         for chat in sorted((REPO_ROOT / "demo/exports/whatsapp").glob("*.txt")):
             with chat.open("rb") as fh:
                 job = client.check(client.post(f"/api/authors/{DEMO_AUTHOR}/import", params={"private": "true"},
                                                files={"data": (chat.name, fh)}))
-            print_report(IngestReport(**_follow(client, job, f"importing {chat.name} (private)")["result"]))
+            _print_report(IngestReport(**_follow(client, job, f"importing {chat.name} (private)")["result"]))
 
         adapters = client.check(client.get(f"/api/authors/{DEMO_AUTHOR}/adapters"))
         if adapters:
