@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPORA_DIR, MODELS_CACHE, load_corpus
 from test_ray_attach import running_head
+
 from training.config import TrainConfig
 from training.job import WORKER_ENV, TrainProgress, train
 from twin.domain import JobStatus, Kind, Platform, RawDocument

@@ -1,22 +1,38 @@
 """Training jobs resume after their process died: which jobs resume, who may take one over, and the pruning
-of old Ray Train run folders. (The resumed run itself continuing from its checkpoint is the Ray Train
-restore that test_training_job's killed worker exercises within one fit.)"""
+of old Ray Train run folders; and, with the real small model, a `twin train` killed mid-run that
+`twin train --resume JOB` finishes from its last checkpoint (`-m slow`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from contextlib import closing
+from pathlib import Path
 
 import psutil
 import pytest
+from conftest import CORPORA_DIR, MODELS_CACHE
+from test_ray_attach import _free_port, running_head
 
 from training.config import TrainConfig
-from training.job import TRAIN_JOB_KIND, claim_for_resume, create_training_job, is_resumable, prune_runs
+from training.job import (
+    TRAIN_JOB_KIND,
+    WORKER_ENV,
+    claim_for_resume,
+    create_training_job,
+    is_resumable,
+    prune_runs,
+)
 from twin.domain import Conflict, JobOwner, JobStatus, TwinError
 from twin.settings import Settings
 from twin.store import DocumentStore
+
+TWIN_BIN = Path(sys.executable).with_name("twin")
 
 
 def _dead_owner() -> JobOwner:
@@ -83,3 +99,121 @@ def test_old_run_folders_are_pruned_but_never_a_running_or_resumable_jobs(
     assert deleted == {f"ada-{finished.id[:8]}-sft", f"ada-{finished.id[:8]}-dpo"}
     assert sorted(p.name for p in runs.iterdir()) == sorted(["ada-0000aaaa-sft", "ada-0000bbbb-sft",
                                                              f"ada-{orphan[:8]}-sft"])
+
+
+# a real run, killed and resumed -----------------------------------------------------------------------
+def _latest_checkpoint_step(run_dir: Path) -> int:
+    """The step of the last checkpoint Ray Train registered for a run (its checkpoint-manager snapshot)."""
+    snapshot = run_dir / "checkpoint_manager_snapshot.json"
+    try:
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+    except (OSError, ValueError):
+        return 0
+    return int(latest.get("metrics", {}).get("step", 0))
+
+
+def _train_workers(dashboard: str, state: str | None = None) -> list:
+    from ray.util.state import list_actors
+
+    filters = [("class_name", "=", "RayTrainWorker"), *([("state", "=", state)] if state else [])]
+    return list_actors(address=dashboard, filters=filters, limit=100)
+
+
+def _twin(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`twin ARGS` in a session of its own (so the whole process group can be killed), output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen([str(TWIN_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+@pytest.mark.slow
+def test_a_killed_twin_train_resumes_from_its_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`twin train` is SIGKILLed (its whole process group) after Ray Train registered a checkpoint at step 2 or
+    later; `twin train --resume JOB` finishes the same job from that checkpoint, not from step 0. Both run
+    against a Ray head of this test's own, so killing the first driver leaves no stray Ray behind."""
+    from test_cluster_train import AUTHOR, add_documents, tiny_settings
+
+    if not CORPORA_DIR.exists():
+        pytest.skip(f"corpora not found at {CORPORA_DIR}")
+    settings = tiny_settings(tmp_path / "data")
+    with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+        add_documents(store, AUTHOR, 12)
+    max_steps = 6
+    log = tmp_path / "twin-train.log"
+    with running_head(num_cpus=2) as head:
+        env = {
+            **os.environ, **WORKER_ENV, **head.env,
+            "RAY_ADDRESS": head.address,
+            "TWIN_DATA_DIR": str(settings.data_dir),
+            "TWIN_MODELS_PATH": str(MODELS_CACHE),
+            "TWIN_SERVE__PORT": str(_free_port()),  # no service answers there: the CLI trains itself
+            "TWIN_TRAIN__MIN_WORDS": str(settings.train.min_words),
+            "TWIN_TRAIN__MAX_EVAL_EXAMPLES": "2",
+            "TWIN_TRAIN__MAX_VALIDATION_EXAMPLES": "2",
+            "TWIN_TRAIN__SAVE_STEPS": "1",
+            "TWIN_TRAIN__MAX_LENGTH": "64",
+            "TWIN_TRAIN__BATCH_SIZE": "1",
+            "TWIN_TRAIN__GRADIENT_ACCUMULATION_STEPS": "1",
+            "TWIN_TRAIN__CPUS_PER_WORKER": "1",
+            "TWIN_TRAIN__MAX_FAILURES": "0",
+        }
+        first = _twin(["train", AUTHOR, "--max-steps", str(max_steps), "--no-dpo"], env, log)
+        job_id: str | None = None
+        killed_at = 0
+        try:
+            deadline = time.monotonic() + 600
+            with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+                while time.monotonic() < deadline and first.poll() is None:
+                    jobs = store.list_jobs(kind=TRAIN_JOB_KIND)
+                    if jobs:
+                        job_id = jobs[0].id
+                        run_dir = settings.data_dir / "ray_results" / f"{AUTHOR}-{job_id[:8]}-sft"
+                        killed_at = _latest_checkpoint_step(run_dir)
+                        if killed_at >= 2:
+                            break
+                    time.sleep(0.5)
+            assert first.poll() is None, f"twin train ended (rc {first.returncode}) before a checkpoint at " \
+                                         f"step 2:\n{log.read_text()[-3000:]}"
+            assert job_id is not None and killed_at >= 2, log.read_text()[-3000:]
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started, at once
+            first.wait(timeout=60)
+        assert killed_at < max_steps
+
+        # the head ends the dead driver's Ray Train workers: nothing of the killed run holds the CPUs
+        deadline = time.monotonic() + 120
+        while _train_workers(head.dashboard, "ALIVE") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not _train_workers(head.dashboard, "ALIVE")
+
+        with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+            orphan = store.get_job(job_id)
+            assert orphan.status == JobStatus.running and orphan.owner is not None and orphan.owner.is_gone()
+            assert is_resumable(orphan)
+
+        started = time.monotonic()
+        second = _twin(["train", AUTHOR, "--resume", job_id], env, log)
+        try:
+            assert second.wait(timeout=900) == 0, log.read_text()[-5000:]
+        finally:
+            if second.poll() is None:
+                os.killpg(second.pid, signal.SIGKILL)
+                second.wait(timeout=60)
+        print(f"killed at checkpoint step {killed_at}; resumed run took {time.monotonic() - started:.0f} s")
+        # both runs trained on the head: one worker each, on its node
+        assert [w.node_id for w in _train_workers(head.dashboard)] == [head.node_id] * 2
+
+    with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+        job = store.get_job(job_id)
+        assert job.status == JobStatus.succeeded, job.error
+        assert [j.id for j in store.list_jobs(kind=TRAIN_JOB_KIND)] == [job_id]  # the same job, no new one
+        (adapter,) = store.list_adapters(store.get_author(AUTHOR))
+    assert job.result["version"] == adapter.version == 1 and adapter.active
+    assert Path(adapter.path, "adapter_model.safetensors").exists()
+    m = adapter.metrics
+    assert m["job_id"] == job_id
+    # the SFT stage went on from the checkpoint it had when killed (or a later one), to the planned end
+    assert killed_at <= m["sft_start_step"] < max_steps
+    assert m["sft_step"] == max_steps
+    assert m["sft_steps_this_attempt"] == max_steps - m["sft_start_step"]
