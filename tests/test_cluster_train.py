@@ -7,12 +7,16 @@ the Ray Train workers and the scoring task ran. No Ray of this process's own is 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from conftest import CORPORA_DIR, MODELS_CACHE, load_corpus
-from test_ray_attach import running_head
+from test_ray_attach import RAY_BIN, _free_port, running_head
 
 from training.config import TrainConfig
 from training.job import WORKER_ENV, TrainProgress, train
@@ -41,6 +45,25 @@ def tiny_settings(data_dir: Path) -> Settings:
     settings.train.max_validation_examples = 2
     settings.ensure_dirs()
     return settings
+
+
+def tiny_train_env(settings: Settings) -> dict[str, str]:
+    """The same tiny run for a `twin train` process: settings through the environment."""
+    return {
+        "TWIN_DATA_DIR": str(settings.data_dir),
+        "TWIN_MODELS_PATH": str(MODELS_CACHE),
+        "TWIN_SERVE__PORT": str(_free_port()),  # no service answers there: the CLI trains itself
+        "TWIN_TRAIN__MIN_WORDS": str(settings.train.min_words),
+        "TWIN_TRAIN__MAX_EVAL_EXAMPLES": str(settings.train.max_eval_examples),
+        "TWIN_TRAIN__MAX_VALIDATION_EXAMPLES": str(settings.train.max_validation_examples),
+        "TWIN_TRAIN__SAVE_STEPS": "1",
+        "TWIN_TRAIN__MAX_LENGTH": "64",
+        "TWIN_TRAIN__BATCH_SIZE": "1",
+        "TWIN_TRAIN__GRADIENT_ACCUMULATION_STEPS": "1",
+        "TWIN_TRAIN__CPUS_PER_WORKER": "1",
+        "TWIN_TRAIN__MAX_FAILURES": "0",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _our_sessions() -> list[Path]:
@@ -95,3 +118,34 @@ def test_twin_train_with_ray_address_trains_on_that_cluster(
         assert [t.node_id for t in scoring] == [head.node_id]
         assert [t.state for t in scoring] == ["FINISHED"]
         assert [e.step for e in events if e.stage == "sft" and e.event == "checkpoint"] == [1, 2]
+
+
+def test_the_readme_cluster_recipe_ray_job_submit_twin_train(tmp_path: Path) -> None:
+    """`ray job submit --address http://<head>:8265 -- twin train AUTHOR` as the README says, with a job runtime
+    env that sets one of the variables the training job also gives its workers (Ray refuses a driver whose
+    `ray.init` runtime env repeats a key of the job's, unless the driver leaves it to the job)."""
+    if not CORPORA_DIR.exists():
+        pytest.skip(f"corpora not found at {CORPORA_DIR}")
+    from ray.util.state import list_actors
+
+    settings = tiny_settings(tmp_path / "data")
+    with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+        add_documents(store, AUTHOR, 10)
+    twin = str(Path(sys.executable).with_name("twin"))
+    runtime_env = {"env_vars": {**tiny_train_env(settings), "HF_HUB_OFFLINE": "1"}}
+    assert "HF_HUB_OFFLINE" in WORKER_ENV
+    with running_head(num_cpus=2) as head:
+        submitted = subprocess.run(
+            [str(RAY_BIN), "job", "submit", "--address", head.dashboard, "--runtime-env-json",
+             json.dumps(runtime_env), "--", twin, "train", AUTHOR, "--max-steps", "2", "--no-dpo"],
+            env={**os.environ, **head.env}, capture_output=True, text=True, timeout=900, check=False,
+        )
+        assert submitted.returncode == 0, submitted.stdout[-5000:] + submitted.stderr[-3000:]
+        assert f"Registered {AUTHOR} v1 (active)" in submitted.stdout
+        workers = list_actors(address=head.dashboard, filters=[("class_name", "=", "RayTrainWorker")], limit=100)
+        assert [w.node_id for w in workers] == [head.node_id]
+
+    with closing(DocumentStore.from_url(settings.resolved_database_url)) as store:
+        (adapter,) = store.list_adapters(store.get_author(AUTHOR))
+        job = store.get_job(adapter.metrics["job_id"])
+    assert job.status == JobStatus.succeeded and adapter.metrics["sft_step"] == 2

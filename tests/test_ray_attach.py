@@ -7,6 +7,7 @@ Ray's state API on that head's dashboard.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -256,3 +257,18 @@ def test_a_local_start_that_keeps_failing_says_what_to_try(settings: Settings) -
     message = str(caught.value)
     assert len(calls) == 2 and "2 attempts" in message and "timed out during startup" in message
     assert "TWIN_SERVE__RAY_START_TIMEOUT_S" in message and "ray start --head" in message
+
+
+def test_a_submitted_jobs_own_env_vars_are_left_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside `ray job submit --runtime-env-json '{"env_vars": {"HF_HUB_OFFLINE": "1"}}'` Ray refuses a driver
+    whose ray.init repeats HF_HUB_OFFLINE; the driver leaves it to the job and keeps its other variables."""
+    from twin.ray_cluster import _defer_to_job_env
+
+    ours = {"runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "0", "TOKENIZERS_PARALLELISM": "false"}},
+            "log_to_driver": False}
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
+    assert _defer_to_job_env(ours) == ours
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(
+        {"runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1", "TWIN_DATA_DIR": "/data"}}}))
+    assert _defer_to_job_env(ours) == {"runtime_env": {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
+                                       "log_to_driver": False}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import CORPORA_DIR, MODELS_CACHE
-from test_ray_attach import _free_port, running_head
+from conftest import CORPORA_DIR
+from test_ray_attach import running_head
 
 from training.config import TrainConfig
 from training.job import (
@@ -131,7 +131,7 @@ def test_a_killed_twin_train_resumes_from_its_last_checkpoint(tmp_path: Path, mo
     """`twin train` is SIGKILLed (its whole process group) after Ray Train registered a checkpoint at step 2 or
     later; `twin train --resume JOB` finishes the same job from that checkpoint, not from step 0. Both run
     against a Ray head of this test's own, so killing the first driver leaves no stray Ray behind."""
-    from test_cluster_train import AUTHOR, add_documents, tiny_settings
+    from test_cluster_train import AUTHOR, add_documents, tiny_settings, tiny_train_env
 
     if not CORPORA_DIR.exists():
         pytest.skip(f"corpora not found at {CORPORA_DIR}")
@@ -142,20 +142,8 @@ def test_a_killed_twin_train_resumes_from_its_last_checkpoint(tmp_path: Path, mo
     log = tmp_path / "twin-train.log"
     with running_head(num_cpus=2) as head:
         env = {
-            **os.environ, **WORKER_ENV, **head.env,
+            **os.environ, **WORKER_ENV, **head.env, **tiny_train_env(settings),
             "RAY_ADDRESS": head.address,
-            "TWIN_DATA_DIR": str(settings.data_dir),
-            "TWIN_MODELS_PATH": str(MODELS_CACHE),
-            "TWIN_SERVE__PORT": str(_free_port()),  # no service answers there: the CLI trains itself
-            "TWIN_TRAIN__MIN_WORDS": str(settings.train.min_words),
-            "TWIN_TRAIN__MAX_EVAL_EXAMPLES": "2",
-            "TWIN_TRAIN__MAX_VALIDATION_EXAMPLES": "2",
-            "TWIN_TRAIN__SAVE_STEPS": "1",
-            "TWIN_TRAIN__MAX_LENGTH": "64",
-            "TWIN_TRAIN__BATCH_SIZE": "1",
-            "TWIN_TRAIN__GRADIENT_ACCUMULATION_STEPS": "1",
-            "TWIN_TRAIN__CPUS_PER_WORKER": "1",
-            "TWIN_TRAIN__MAX_FAILURES": "0",
         }
         first = _twin(["train", AUTHOR, "--max-steps", str(max_steps), "--no-dpo"], env, log)
         job_id: str | None = None

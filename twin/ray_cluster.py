@@ -57,11 +57,38 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise _unreachable(address, exc) from exc
 
 
+def _submitted_job_env_vars() -> set[str]:
+    """The environment variables the runtime env of the Ray job this driver runs in sets (``ray job submit
+    --runtime-env-json``); none outside a submitted job."""
+    import json
+
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # what Ray's job supervisor hands its driver
+    if not raw:
+        return set()
+    try:
+        runtime_env = json.loads(raw).get("runtime_env") or {}
+    except (ValueError, AttributeError):
+        return set()
+    return set(runtime_env.get("env_vars") or {})
+
+
+def _defer_to_job_env(init_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the ``env_vars`` the submitted job's runtime env already sets: Ray refuses a driver whose
+    ``ray.init(runtime_env=...)`` names a variable the job's does, and the user's value is the one to keep."""
+    runtime_env = init_kwargs.get("runtime_env")
+    taken = _submitted_job_env_vars()
+    if not taken or not runtime_env or not runtime_env.get("env_vars"):
+        return init_kwargs
+    env_vars = {k: v for k, v in runtime_env["env_vars"].items() if k not in taken}
+    return {**init_kwargs, "runtime_env": {**runtime_env, "env_vars": env_vars}}
+
+
 def attach(address: str, **init_kwargs: Any) -> None:
     """Connect this process to the Ray cluster at ``address`` (``host:port``, ``ray://...`` or ``auto``)."""
     import ray
 
     _check_reachable(address)
+    init_kwargs = _defer_to_job_env(init_kwargs)
     try:
         ray.init(address=address, **init_kwargs)
     except (Exception, SystemExit) as exc:
