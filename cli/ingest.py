@@ -108,7 +108,7 @@ def print_report(report: IngestReport) -> None:
 
 def ingest(
     author: str,
-    url: list[str] = typer.Option([], "--url", help="Collect just these links (repeatable) instead of all sources."),
+    url: list[str] = typer.Option([], "--url", help="Collect just these links (repeatable) instead of all sources. A link that is not one of the author's sources is stored as reference material (exactly that page; never style or training data until `twin promote`)."),
     js: bool = typer.Option(False, "--js", help="Fetch --url links with Chromium (pages that need JavaScript)."),
     refresh: bool = typer.Option(False, "--refresh", help="Fetch and extract every page again, even unchanged "
                                  "ones (pages stored before are otherwise skipped when the server says unchanged)."),

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from training.config import TrainConfig
 from twin.domain import (
     Author,
     Conflict,
@@ -32,7 +33,6 @@ from twin.domain import (
     TwinError,
     Unavailable,
 )
-from training.config import TrainConfig
 from twin.settings import Settings
 from twin.store import DocumentStore
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
 from litestar import Controller, get, post
 from litestar.response import ServerSentEvent
 from litestar.types import SSEData
