@@ -70,27 +70,62 @@ def _reload_ray_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
+def _stop_head(temp_dir: str, port: int) -> None:
+    procs = _head_processes(temp_dir, port)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _start_head(num_cpus: int, env: dict[str, str], attempts: int = 3) -> tuple[int, int, str]:
+    """(GCS port, dashboard port, temp dir) of a started head. A start that fails (a port taken between
+    choosing and binding it, a start-up timeout on a loaded machine) is stopped and tried again on new
+    ports."""
+    failures: list[str] = []
+    for _ in range(attempts):
+        port, dashboard_port = _free_port(), _free_port()
+        # A short path: Ray's socket paths under it must stay within the 107-byte limit of AF_UNIX.
+        temp_dir = tempfile.mkdtemp(prefix="twin-rayhead-", dir="/tmp")
+        command = [
+            str(RAY_BIN), "start", "--head", "--port", str(port), "--num-cpus", str(num_cpus),
+            "--disable-usage-stats",
+            "--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir, "--include-dashboard", "true",
+            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
+            "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+            "--metrics-export-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
+        ]
+        try:
+            started = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                                     timeout=180, check=False)
+            if started.returncode == 0:
+                return port, dashboard_port, temp_dir
+            failures.append((started.stdout + started.stderr)[-2000:])
+        except subprocess.TimeoutExpired as exc:
+            failures.append(f"ray start timed out: {exc}")
+        print(f"ray start --head failed, retrying on new ports: {failures[-1]}")
+        _stop_head(temp_dir, port)
+    raise AssertionError(f"ray start --head failed {attempts} times:\n" + "\n---\n".join(failures))
+
+
 @contextmanager
 def running_head(num_cpus: int = 1) -> Iterator[Head]:
     """A real `ray start --head` on free 127.0.0.1 ports with its own temp dir and token, for this process's
     drivers (the token and the state API's address are set in this process's environment while it runs);
     stopped afterwards by its own processes alone. Shared with the training tests."""
-    port, dashboard_port = _free_port(), _free_port()
-    # A short path: Ray's socket paths under it must stay within the 107-byte limit of AF_UNIX.
-    temp_dir = tempfile.mkdtemp(prefix="twin-rayhead-", dir="/tmp")
     # Ray 2.60 turns token auth on for clusters it starts: give the head and the test's drivers one token,
     # through the environment (never ~/.ray).
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex}
-    command = [
-        str(RAY_BIN), "start", "--head", "--port", str(port), "--num-cpus", str(num_cpus),
-        "--disable-usage-stats",
-        "--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir, "--include-dashboard", "true",
-        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-        "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
-        "--metrics-export-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
-    ]
-    started = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=180,
-                             check=False)
+    port, dashboard_port, temp_dir = _start_head(num_cpus, env)
     patch = pytest.MonkeyPatch()
     try:
         for key, value in env.items():
@@ -98,7 +133,6 @@ def running_head(num_cpus: int = 1) -> Iterator[Head]:
         # Ray's state API prefers RAY_ADDRESS (set by some tests below) over its `address` argument
         patch.setenv("RAY_API_SERVER_ADDRESS", f"http://127.0.0.1:{dashboard_port}")
         _reload_ray_auth()
-        assert started.returncode == 0, started.stdout + started.stderr
         from ray.util.state import list_nodes
 
         dashboard = f"http://127.0.0.1:{dashboard_port}"
@@ -116,20 +150,7 @@ def running_head(num_cpus: int = 1) -> Iterator[Head]:
     finally:
         patch.undo()
         _reload_ray_auth()
-        procs = _head_processes(temp_dir, port)
-        for proc in procs:
-            try:
-                proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=15)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=10)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _stop_head(temp_dir, port)
 
 
 @pytest.fixture(scope="module")
