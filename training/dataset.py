@@ -30,7 +30,7 @@ import json
 import re
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -186,24 +186,29 @@ def assign_splits(
     }
 
 
-def passages(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
-    """Cut text into paragraph-aligned passages of at most ``max_tokens`` (a lone longer paragraph stays
-    whole and is truncated by the trainer)."""
+def pack(pieces: Iterable[str], max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Consecutive pieces joined by blank lines into chunks of at most ``max_tokens`` (a lone longer piece
+    stays whole; the trainer truncates it)."""
     out: list[str] = []
     current: list[str] = []
     current_tokens = 0
-    for paragraph in (p.strip() for p in PARAGRAPH_RE.split(text)):
-        if not paragraph:
-            continue
-        tokens = count_tokens(paragraph)
+    for piece in pieces:
+        tokens = count_tokens(piece)
         if current and current_tokens + tokens > max_tokens:
             out.append("\n\n".join(current))
             current, current_tokens = [], 0
-        current.append(paragraph)
+        current.append(piece)
         current_tokens += tokens + 1
     if current:
         out.append("\n\n".join(current))
-    return [p for p in out if len(p.split()) >= MIN_PASSAGE_WORDS]
+    return out
+
+
+def passages(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Cut text into paragraph-aligned passages of at most ``max_tokens`` (a lone longer paragraph stays
+    whole and is truncated by the trainer)."""
+    paragraphs = (p for p in (p.strip() for p in PARAGRAPH_RE.split(text)) if p)
+    return [p for p in pack(paragraphs, max_tokens, count_tokens) if len(p.split()) >= MIN_PASSAGE_WORDS]
 
 
 class KeyPhrases:
@@ -440,24 +445,6 @@ def documented_definitions(change: AuthoredChange) -> list[tuple[str, str, str, 
     return found
 
 
-def _pack_hunks(hunks: Sequence[str], max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
-    """Hunks joined into pieces of at most ``max_tokens`` (a lone longer hunk stays whole; the trainer
-    truncates it)."""
-    pieces: list[str] = []
-    current: list[str] = []
-    used = 0
-    for hunk in hunks:
-        tokens = count_tokens(hunk)
-        if current and used + tokens > max_tokens:
-            pieces.append("\n\n".join(current))
-            current, used = [], 0
-        current.append(hunk)
-        used += tokens + 1
-    if current:
-        pieces.append("\n\n".join(current))
-    return pieces
-
-
 def build_code_examples(
     items: Sequence[tuple[Document, AuthoredChange]], settings: Settings, tokenizer: PreTrainedTokenizerBase
 ) -> list[PromptCompletion]:
@@ -473,7 +460,7 @@ def build_code_examples(
     examples: list[PromptCompletion] = []
     for doc, change in items:
         budget = max(32, settings.train.max_length - count_tokens(code_instruction(change)) - CODE_PROMPT_SLACK)
-        pieces = _pack_hunks(change.hunks, budget, count_tokens)
+        pieces = pack(change.hunks, budget, count_tokens)
         pairs = [(code_instruction(change, index, len(pieces)), piece) for index, piece in enumerate(pieces)]
         pairs += [(docstring_instruction(change.language, what, name, change.path, docstring), source)
                   for what, name, docstring, source in documented_definitions(change)]
