@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -175,3 +175,12 @@ def _row_generator(params: SamplingParams) -> torch.Generator:
     generator.manual_seed(params.seed if params.seed is not None else random.SystemRandom().randrange(2**63))
     return generator
 
+
+async def final_generation(chunks: AsyncIterator[StreamChunk]) -> Generation:
+    """The whole generation of a stream: its last chunk carries it (``final``)."""
+    final: Generation | None = None
+    async for chunk in chunks:
+        final = chunk.final or final
+    if final is None:
+        raise RuntimeError("the model's stream ended without its final chunk")
+    return final

@@ -36,6 +36,7 @@ from serving.generation import (
     ModelConfig,
     ModelInfo,
     StreamChunk,
+    final_generation,
 )
 from serving.static_engine import BatchEngine
 from twin.domain import TwinError
@@ -135,11 +136,7 @@ class TwinModel:
         return self.engine.info().model_copy(update={"engine": "continuous" if self.continuous else "static"})
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        final: Generation | None = None
-        async for chunk in self.stream(request):
-            final = chunk.final or final
-        assert final is not None
-        return final
+        return await final_generation(self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         adapter_path = serve.get_multiplexed_model_id() or None

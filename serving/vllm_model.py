@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 from ray import serve
 
-from serving.generation import MODEL_DEPLOYMENT_NAME, Generation, GenerationRequest, ModelInfo, StreamChunk
+from serving.generation import (
+    MODEL_DEPLOYMENT_NAME,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    StreamChunk,
+    final_generation,
+)
 from serving.llm_vllm import StreamAssembler, chat_request_fields, lora_model_id, stream_events
 from twin.domain import TwinError
 from twin.settings import Settings
@@ -51,11 +58,7 @@ class TwinVllmModel:
                          max_batch_size=0, engine="vllm", lora_path=self.config.lora_path)
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        final: Generation | None = None
-        async for chunk in self.stream(request):
-            final = chunk.final or final
-        assert final is not None
-        return final
+        return await final_generation(self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest  # vLLM's protocol: GPU image only
