@@ -106,6 +106,14 @@ class PromptCompletion(BaseModel):
     part: int = 0
     instruction_source: Literal["extractive", "llm"] = "extractive"
 
+    @classmethod
+    def of_document(cls, document: Document, prompt: list[dict[str, str]], answer: str, part: int,
+                    instruction_source: Literal["extractive", "llm"] = "extractive") -> PromptCompletion:
+        """The example whose answer is ``part`` of ``document``'s text."""
+        return cls(prompt=prompt, completion=[{"role": "assistant", "content": answer}], document_id=document.id,
+                   url=document.url, platform=document.platform, kind=document.kind, part=part,
+                   instruction_source=instruction_source)
+
     @property
     def instruction(self) -> str:
         return self.prompt[-1]["content"]
@@ -382,15 +390,7 @@ def build_chat_examples(
             while len(prompt) > 1 and tokens(prompt) > budget:
                 prompt = prompt[2:]  # drop the oldest exchange
             prompt[-1]["content"] = prompt[-1]["content"][-1500:]
-            examples.append(PromptCompletion(
-                prompt=prompt,
-                completion=[{"role": "assistant", "content": answer}],
-                document_id=doc.id,
-                url=doc.url,
-                platform=doc.platform,
-                kind=doc.kind,
-                part=index,
-            ))
+            examples.append(PromptCompletion.of_document(doc, prompt, answer, index))
     return examples
 
 
@@ -465,15 +465,7 @@ def build_code_examples(
         pairs += [(docstring_instruction(change.language, what, name, change.path, docstring), source)
                   for what, name, docstring, source in documented_definitions(change)]
         for index, (instruction, answer) in enumerate(pairs):
-            examples.append(PromptCompletion(
-                prompt=user_prompt(scrub(instruction)),
-                completion=[{"role": "assistant", "content": scrub(answer)}],
-                document_id=doc.id,
-                url=doc.url,
-                platform=doc.platform,
-                kind=doc.kind,
-                part=index,
-            ))
+            examples.append(PromptCompletion.of_document(doc, user_prompt(scrub(instruction)), scrub(answer), index))
     return examples
 
 
@@ -544,18 +536,7 @@ def build_sft_examples(
             written = llm_instruction(settings, passage, instruction)
             if written:
                 instruction, source = written, "llm"
-            examples.append(
-                PromptCompletion(
-                    prompt=user_prompt(instruction),
-                    completion=[{"role": "assistant", "content": passage}],
-                    document_id=doc.id,
-                    url=doc.url,
-                    platform=doc.platform,
-                    kind=doc.kind,
-                    part=index,
-                    instruction_source=source,
-                )
-            )
+            examples.append(PromptCompletion.of_document(doc, user_prompt(instruction), passage, index, source))
     return examples
 
 
