@@ -16,6 +16,11 @@ One run measures, in order:
    deployment, embedded Qdrant and SQLite) answering `/api/chat` for an author whose posts are stored, one
    draft and one critique round per request (`agent.max_revisions=0`), sequential requests: p50/p95 latency.
 
+3. llama.cpp on the same model (the GGUF the built-in SmolLM2 is converted from), when scripts/llamacpp.sh has
+   installed it: node-llama-cpp's prebuilt CPU binary runs benchmarks/llamacpp_bench.mjs with the same
+   prompts' length of output (greedy), one stream and ``--concurrency`` sequences, with as many threads as
+   our replica gets (1) and with every core.
+
 The machine is shared: the load average is recorded, and only ratios within one run mean much.
 benchmarks/serve_model.py compares the engines without Ray (and their greedy agreement with ``generate``).
 """
@@ -299,6 +304,28 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def llamacpp_part(args: argparse.Namespace) -> dict[str, Any]:
+    """llama.cpp's tokens/s on the built-in model's GGUF, or why it was not measured."""
+    import shutil
+    import subprocess
+
+    from twin.models import builtin_gguf_path
+
+    runner_dir = args.llamacpp_dir
+    node = shutil.which("node")
+    if node is None or not (runner_dir / "node_modules" / "node-llama-cpp").is_dir():
+        return {"measured_here": None, "why_not": f"not installed: run scripts/llamacpp.sh (node: {node})"}
+    gguf = builtin_gguf_path()
+    script = runner_dir / "llamacpp_bench.mjs"  # ESM resolves node-llama-cpp next to the script
+    shutil.copyfile(Path(__file__).with_name("llamacpp_bench.mjs"), script)
+    out: dict[str, Any] = {"engine": "llama.cpp via node-llama-cpp (prebuilt CPU binary)", "model": gguf.name}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        done = subprocess.run([node, str(script), str(gguf), str(args.max_new_tokens), str(args.concurrency),
+                               str(threads)], capture_output=True, text=True, timeout=900, check=True)
+        out[f"threads_{threads}"] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", default=",".join(DEPLOYMENTS), help=f"comma-separated, of {list(DEPLOYMENTS)}")
@@ -314,6 +341,8 @@ def main() -> None:
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
     parser.add_argument("--chat-posts", type=int, default=60)
     parser.add_argument("--skip-chat", action="store_true")
+    parser.add_argument("--llamacpp-dir", type=Path, default=REPO / ".cache" / "llamacpp",
+                        help="where scripts/llamacpp.sh installed node-llama-cpp")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     args = parser.parse_args()
 
@@ -328,11 +357,10 @@ def main() -> None:
         "note": "a shared machine: compare ratios within this run, not absolute numbers across runs",
         "base_model": "smollm2-135m-instruct (the default)", "decoding": "greedy", "replica": "1 CPU, 1 torch thread",
         "max_new_tokens": args.max_new_tokens, "concurrency": args.concurrency,
-        "llama_cpp": {"single_stream_tokens_per_s_reported_in_issue_14": 98,
-                      "measured_here": None,
-                      "why_not": "llama-cpp-python 0.3.36 has no wheel on the mirror; its source build did not "
-                                 "finish in 15 min on this loaded 2-core machine (GGML_NATIVE, pip wheel)"},
     }
+    print("== llama.cpp", flush=True)
+    report["llama_cpp"] = llamacpp_part(args)
+    print(json.dumps(report["llama_cpp"], indent=1), flush=True)
     report["model"] = model_part(args)
     models = report["model"]
     if "continuous-fp32" in models:
@@ -352,6 +380,15 @@ def main() -> None:
                     "aggregate_tokens_per_s_at_concurrency": models[name]["aggregate"]["tokens_per_s"],
                     "ttft_p95_under_load_to_idle": models[name]["ttft"]["ratio_p95_under_load_to_idle_p50"],
                 }
+        reference = report["llama_cpp"].get("threads_1")
+        if reference:
+            single = reference["single_stream_tok_s"]
+            for name, row in models.items():
+                row["vs_llama_cpp_1_thread"] = {
+                    "single_stream": row["single"]["tokens_per_s"] / single,
+                    "aggregate_to_llama_single": row["aggregate"]["tokens_per_s"] / single,
+                    "targets": "single >= 0.5, aggregate >= 1.5"}
+            report["targets"]["llama_cpp_single_stream_tokens_per_s_1_thread"] = single
         print(json.dumps(report["targets"], indent=1), flush=True)
     if not args.skip_chat:
         print("== /api/chat end to end", flush=True)

@@ -35,7 +35,15 @@ For each author (default chris_wellons and simon_willison_til, from ../shared/co
    fifth class, the base model's own answers to titles of non-held-out posts (generated once and cached in
    the data dir); trained on every non-held-out post cut into ~300-word passages, validated on the held-out
    posts of all four authors.
-5. Metrics per author x variant: judge top-1 and mean P(author), repeated word-4-gram rate, invented URLs,
+5. Optional, ``--feedback-items N`` (issue 15, the twin learning from the inbox): a simulated author edits
+   the twin's drafts toward their own writing. The adapter drafts N titles of the author's posts that are in
+   neither the training part nor the held-out set; each draft goes into the product's inbox and is edited
+   (the product records the edit as a preference) into the author's own post opening, as long as the draft
+   (at least 60 words); then a feedback-only DPO run (`TrainConfig(feedback_only=True)`, as
+   ``twin train --feedback-only``) builds the next adapter version, and the held-out titles are drafted
+   again as ``adapter_after_feedback`` / ``agent_after_feedback``. Target: the judge's mean P(author) after
+   above before, for each.
+6. Metrics per author x variant: judge top-1 and mean P(author), repeated word-4-gram rate, invented URLs,
    longest run copied from the training posts, on-topic rank-1 (MiniLM cosine: the draft's own held-out post
    ranks first among all held-out posts), mean words, assistant preambles, prompt echoes, generation
    seconds; the product's `evals.voice.VoiceScorer` ROC AUC when it exists; held-out perplexity base vs
@@ -73,6 +81,8 @@ ALL_AUTHORS: tuple[str, ...] = ("chris_wellons", "simon_willison_til", "josh_bra
 DEFAULT_AUTHORS: tuple[str, ...] = ("chris_wellons", "simon_willison_til")
 GENERATED_VARIANTS: tuple[str, ...] = ("base", "base_retrieval", "adapter", "adapter_retrieval", "agent")
 DEFAULT_VARIANTS: tuple[str, ...] = ("base", "base_retrieval", "adapter", "agent")
+AFTER_FEEDBACK = "_after_feedback"
+FEEDBACK_VARIANTS: tuple[str, ...] = ("adapter", "agent")
 AUTHOR_VARIANT = "author"
 HELD_OUT_MIN_WORDS = 100
 ITEM_ID_BASE = 1_000_000
@@ -263,6 +273,15 @@ async def generate_base_answers(model: Any, instructions: list[str], max_new_tok
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(instructions))))
 
 
+def use_version(store: Any, author_name: str, version: int | None) -> Any:
+    """Make adapter `version` the author's active one (what the agent drafts with); the active one if None."""
+    author = store.get_author(author_name)
+    active = store.active_adapter(author)
+    if version is None or (active is not None and active.version == version):
+        return active
+    return store.activate_adapter(author, version)
+
+
 def held_out_items(split: Split, limit: int | None) -> list[Any]:
     from evals.variants import HeldOutItem
     from twin.domain import Platform
@@ -273,6 +292,85 @@ def held_out_items(split: Split, limit: int | None) -> list[Any]:
                     platform=Platform.blog, instruction=instruction_for(r["title"]), reference=r["text"])
         for r in rows
     ]
+
+
+def feedback_items(split: Split, count: int, seed: int) -> list[Any]:
+    """`count` titled posts (>= 100 words) of the author that are neither collected nor held out, seeded."""
+    from evals.variants import HeldOutItem
+    from twin.domain import Platform
+
+    pool = [r for r in split.rest if r.get("title") and J.word_count(r["text"]) >= HELD_OUT_MIN_WORDS]
+    random.Random(f"twin-quality-feedback:{seed}:{split.author}").shuffle(pool)
+    if len(pool) < count:
+        raise SystemExit(f"{split.author} has {len(pool)} posts outside the training part and the held-out set "
+                         f"for --feedback-items {count}; lower --train-docs or --feedback-items.")
+    return [
+        HeldOutItem(document_id=ITEM_ID_BASE + r["_row"], url=f"feedback:{split.author}:{r['_row']}",
+                    platform=Platform.blog, instruction=instruction_for(r["title"]), reference=r["text"])
+        for r in pool[:count]
+    ]
+
+
+def simulated_edit(draft: str, own_text: str) -> str:
+    """What the simulated author keeps after editing the twin's draft: their own post's opening, as many words
+    as the draft has (at least 60), line breaks as written."""
+    return J.raw_head(own_text, max(60, J.word_count(draft)))
+
+
+def record_feedback(store: Any, author_name: str, items: list[Any], outputs: list[Any]) -> dict[str, Any]:
+    """Each feedback draft goes into the product's inbox (a run with its title as the brief) and is edited
+    there, which is where the product records an edit preference."""
+    from twin.domain import Platform, RunStatus
+
+    author = store.get_author(author_name)
+    by_id = {o.document_id: o for o in outputs if o.text.strip() and not o.error}
+    edited = 0
+    for item in items:
+        output = by_id.get(item.document_id)
+        if output is None:
+            continue
+        title = item.instruction.split('"')[1] if '"' in item.instruction else item.instruction
+        run = store.create_run(author, {"prompt": title, "platform": Platform.blog.value, "drafts": 1},
+                               origin="eval")
+        draft = store.add_draft(author, Platform.blog, output.text, run_id=run.id, origin="eval")
+        store.update_run(run.id, status=RunStatus.succeeded)
+        store.update_draft(draft.id, text=simulated_edit(output.text, item.reference))
+        edited += 1
+    return {"drafts": len(items), "edited": edited, "pairs": store.count_feedback_pairs(author)}
+
+
+def train_feedback(store: Any, settings: Any, author_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The product's feedback-only DPO run over the inbox preferences (as `twin train --feedback-only`)."""
+    from training.config import TrainConfig
+    from training.job import train
+
+    config = TrainConfig.from_settings(settings, workers=args.workers, feedback_only=True,
+                                       dpo_max_steps=args.feedback_steps, dpo_learning_rate=args.feedback_lr)
+    start = time.perf_counter()
+    adapter = train(
+        store, author_name, settings, config,
+        progress=lambda e: _log(f"  feedback {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} "
+                                f"{e.event} {e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)}"),
+    )
+    minutes = (time.perf_counter() - start) / 60
+    _log(f"feedback-trained {author_name} v{adapter.version} in {minutes:.1f} min")
+    return {"minutes": round(minutes, 2), "adapter_version": adapter.version,
+            "dpo_learning_rate": config.dpo_learning_rate, "dpo_max_steps": config.dpo_max_steps,
+            "metrics": {k: v for k, v in adapter.metrics.items() if isinstance(v, int | float | str)}}
+
+
+def feedback_comparison(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Before vs after feedback training, per variant: the judge's top-1 and mean P(author)."""
+    out = {}
+    for variant in FEEDBACK_VARIANTS:
+        before, after = metrics.get(variant), metrics.get(variant + AFTER_FEEDBACK)
+        if before and after:
+            out[variant] = {
+                "top1_before": before["judge_top1"], "top1_after": after["judge_top1"],
+                "mean_p_before": before["judge_mean_p_author"], "mean_p_after": after["judge_mean_p_author"],
+                "mean_p_gain": after["judge_mean_p_author"] - before["judge_mean_p_author"],
+            }
+    return out
 
 
 async def generate_drafts(ingestion: Any, store: Any, model: Any, author_name: str, items: list[Any],
@@ -411,7 +509,8 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
 
 
 def _target(variant: str, metric: str, op: str, goal: float, value: float | None) -> dict[str, Any]:
-    met = None if value is None else {"<=": value <= goal, ">=": value >= goal, "<": value < goal}[op]
+    met = None if value is None else {"<=": value <= goal, ">=": value >= goal, "<": value < goal,
+                                      ">": value > goal}[op]
     return {"variant": variant, "metric": metric, "target": f"{op} {goal:g}", "value": value, "met": met}
 
 
@@ -497,6 +596,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agent-concurrency", type=int, default=2)
     parser.add_argument("--judge-base-samples", type=int, default=80,
                         help="base-model answers for the judge's 'base model' class (cached in --data-dir)")
+    parser.add_argument("--feedback-items", type=int, default=0,
+                        help="simulate inbox edits on this many non-held-out titles, then a feedback-only DPO run "
+                             "and the adapter/agent variants again (0: skip)")
+    parser.add_argument("--feedback-steps", type=int, default=None, help="feedback DPO step cap (default: product's)")
+    parser.add_argument("--feedback-lr", type=float, default=None,
+                        help="feedback DPO learning rate (default: the product's dpo_learning_rate)")
     parser.add_argument("--judge-max-passages", type=int, default=400, help="judge training passages per class")
     parser.add_argument("--out", type=Path, default=RESULTS / "twin_quality.json")
     args = parser.parse_args(argv)
@@ -575,6 +680,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                 _write_json(data_dir / MANIFEST_FILE, manifest)
             elif adapter is not None:
                 _log(f"reusing {name}'s adapter v{adapter.version} from {data_dir}")
+            trained = store.active_adapter(store.get_author(name))
+            if trained is not None and "sft_version" not in state:
+                state["sft_version"] = trained.version  # a feedback run later makes a newer version active
+                _write_json(data_dir / MANIFEST_FILE, manifest)
             author_state[name] = state
 
         # 3. generate: the judge's base class (once), then the variants -----------------------------------
@@ -605,7 +714,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                     for name in args.authors:
                         if not args.variants:
                             continue
-                        adapter = store.active_adapter(store.get_author(name))
+                        adapter = use_version(store, name, author_state[name].get("sft_version"))
                         start = time.perf_counter()
                         outputs = await generate_drafts(ingestion, store, model, name, items_by_author[name],
                                                         args.variants, args)
@@ -622,6 +731,48 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
 
                 asyncio.run(generate_all())
 
+        # 3b. the inbox feedback loop (issue 15), when asked --------------------------------------------
+        drafted_after_feedback: set[tuple[str, str]] = set()
+        if args.feedback_items:
+            from evals.report import model_client
+
+            for name in args.authors:
+                state = author_state[name]
+                if "feedback" not in state:
+                    use_version(store, name, state.get("sft_version"))
+                    items = feedback_items(splits[name], args.feedback_items, args.seed)
+                    _log(f"drafting {len(items)} feedback titles of {name} for the simulated author to edit")
+                    with model_client(settings) as model:
+                        outputs = asyncio.run(generate_drafts(ingestion, store, model, name, items, ["adapter"], args))
+                    state["feedback_inbox"] = record_feedback(store, name, items, outputs)
+                    _log(f"  inbox preferences: {state['feedback_inbox']}")
+                    state["feedback"] = train_feedback(store, settings, name, args)
+                    _write_json(data_dir / MANIFEST_FILE, manifest)
+                version = state["feedback"]["adapter_version"]
+                cached = drafts_cache.get(name, {})
+                wanted = [v for v in FEEDBACK_VARIANTS if sum(
+                    d.get("key") == draft_key and d.get("adapter_version") == version
+                    for d in cached.get(v + AFTER_FEEDBACK, {}).values()) < len(items_by_author[name])]
+                if not wanted:
+                    continue
+                adapter = use_version(store, name, version)
+                _log(f"drafting {wanted} again with {name}'s feedback-trained adapter v{version}")
+                with model_client(settings) as model:
+                    start = time.perf_counter()
+                    outputs = asyncio.run(generate_drafts(ingestion, store, model, name, items_by_author[name],
+                                                          wanted, args))
+                    timings[f"generate_{name}{AFTER_FEEDBACK}_s"] = time.perf_counter() - start
+                url_of = {i.document_id: i.url for i in items_by_author[name]}
+                per_author = drafts_cache.setdefault(name, {})
+                for output in outputs:
+                    per_author.setdefault(output.variant + AFTER_FEEDBACK, {})[url_of[output.document_id]] = {
+                        "text": output.text, "seconds": output.seconds, "passages": output.passages,
+                        "revisions": output.revisions, "error": output.error, "key": draft_key,
+                        "adapter_version": adapter.version,
+                    }
+                    drafted_after_feedback.add((name, output.variant + AFTER_FEEDBACK))
+                _write_json(data_dir / DRAFTS_FILE, drafts_cache)
+
         # 4. the judge -----------------------------------------------------------------------------------
         _log("fitting the judge")
         start = time.perf_counter()
@@ -637,32 +788,43 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         tables = []
         for name in args.authors:
             split, items = splits[name], items_by_author[name]
-            adapter = store.active_adapter(store.get_author(name))
             drafts: dict[str, dict[str, dict]] = {}
-            for variant in GENERATED_VARIANTS:
+            sft_version = author_state[name].get("sft_version")
+            feedback = author_state[name].get("feedback") or {}
+            after = [v + AFTER_FEEDBACK for v in FEEDBACK_VARIANTS] if feedback else []
+            for variant in (*GENERATED_VARIANTS, *after):
+                version = feedback.get("adapter_version") if variant in after else sft_version
                 cached = drafts_cache.get(name, {}).get(variant, {})
                 usable = {url: d for url, d in cached.items() if d.get("key") == draft_key
-                          and adapter is not None and d.get("adapter_version") == adapter.version}
+                          and version is not None and d.get("adapter_version") == version}
                 if usable:
-                    drafts[variant] = {url: {**d, "from_cache": variant not in args.variants} for url, d in usable.items()}
+                    fresh = variant in args.variants or (name, variant) in drafted_after_feedback
+                    drafts[variant] = {url: {**d, "from_cache": not fresh} for url, d in usable.items()}
             drafts[AUTHOR_VARIANT] = {item.url: {"text": J.raw_head(item.reference), "seconds": None} for item in items}
             metrics, rows = score_author(name, split, items, drafts, judge, embed)
             perplexity = None
-            if adapter is not None and isinstance(adapter.metrics.get("perplexity_base"), int | float):
-                m = adapter.metrics
+            sft_adapter = next((a for a in store.list_adapters(store.get_author(name)) if a.version == sft_version),
+                               None)
+            if sft_adapter is not None and isinstance(sft_adapter.metrics.get("perplexity_base"), int | float):
+                m = sft_adapter.metrics
                 perplexity = {"base": m.get("perplexity_base"), "adapter": m.get("perplexity_adapter"),
                               "ratio": m.get("perplexity_ratio"), "examples": m.get("perplexity_examples"),
                               "note": "the adapter's own test split of the collected posts (registry metrics)"}
             negatives = [d["text"] for d in drafts.get("base", {}).values() if d["text"].strip()]
             voice = voice_scorer_auc(split, splits, classes[J.BASE_CLASS], negatives)
             targets = check_targets(metrics, perplexity)
+            comparison = feedback_comparison(metrics)
+            targets += [_target(v + AFTER_FEEDBACK, "judge_mean_p_author gain over before", ">", 0.0, c["mean_p_gain"])
+                        for v, c in comparison.items()]
             results[name] = {
                 "split": {"held_out_titles": [r["title"] for r in split.held_out], "train_docs": len(split.train),
                           "judge_only_docs": len(split.rest), "drafted_titles": len(items)},
                 "collection": author_state[name].get("ingest"),
                 "leak_check": author_state[name].get("leak_check"),
                 "training": author_state[name].get("training"),
-                "adapter": {"version": adapter.version, "params": adapter.params} if adapter else None,
+                "adapter": {"version": sft_adapter.version, "params": sft_adapter.params} if sft_adapter else None,
+                "feedback": {"inbox": author_state[name].get("feedback_inbox"), "training": feedback or None,
+                             "comparison": comparison} if feedback else None,
                 "perplexity": perplexity,
                 "voice_scorer": voice,
                 "variants": metrics,

@@ -151,3 +151,36 @@ def test_echo_and_rank1():
     assert not J.echoes_prompt("Shift left: x << 3 and a source of 2 bugs.", instruction)
     ranks = J.cosine_rank1([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], [[1.0, 0.0], [0.0, 1.0]], [0, 0, 0])
     assert ranks == [True, False, True]
+
+
+def test_feedback_items_and_simulated_edit():
+    """The simulated inbox: feedback titles are the author's own posts outside both the collected part and the
+    held-out set, and an edit turns a draft into the author's opening, as long as the draft (>= 60 words)."""
+    from benchmarks.twin_quality import feedback_items, simulated_edit
+
+    split = split_corpus("chris_wellons", held_out=12, seed=0, train_docs=80)
+    items = feedback_items(split, 10, seed=0)
+    assert len(items) == 10 == len({i.url for i in items})
+    excluded = {r["title"] for r in (*split.train, *split.held_out)}
+    assert all(i.instruction.split('"')[1] not in excluded for i in items)
+    assert items == feedback_items(split, 10, seed=0)  # seeded
+    with pytest.raises(SystemExit, match="--feedback-items"):
+        feedback_items(split_corpus("chris_wellons", held_out=12, seed=0), 10, seed=0)  # everything collected
+
+    own = items[0].reference
+    short, long = simulated_edit("a twin draft", own), simulated_edit(" ".join(["word"] * 150), own)
+    assert J.word_count(short) == 60 and J.word_count(long) == 150
+    assert own.split()[:20] == short.split()[:20]
+
+
+def test_feedback_comparison_and_gain_target():
+    from benchmarks.twin_quality import _target, feedback_comparison
+
+    metrics = {"adapter": {"judge_top1": 0.5, "judge_mean_p_author": 0.4},
+               "adapter_after_feedback": {"judge_top1": 0.6, "judge_mean_p_author": 0.45},
+               "agent": {"judge_top1": 0.9, "judge_mean_p_author": 0.55}}
+    comparison = feedback_comparison(metrics)
+    assert list(comparison) == ["adapter"]  # no agent_after_feedback: nothing to compare
+    assert comparison["adapter"]["mean_p_gain"] == pytest.approx(0.05)
+    assert _target("x", "gain", ">", 0.0, 0.05)["met"] is True
+    assert _target("x", "gain", ">", 0.0, 0.0)["met"] is False

@@ -27,6 +27,11 @@ def _smollm2_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def builtin_gguf_path() -> Path:
+    """The GGUF file the built-in SmolLM2 is converted from (benchmarks run llama.cpp on it)."""
+    return _smollm2_dir() / SMOLLM2_GGUF
+
+
 def convert_smollm2(out: Path) -> Path:
     """Dequantize the wheel's GGUF into a safetensors model folder (about 25 s, once)."""
     import torch
