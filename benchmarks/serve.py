@@ -341,6 +341,7 @@ def main() -> None:
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
     parser.add_argument("--chat-posts", type=int, default=60)
     parser.add_argument("--skip-chat", action="store_true")
+    parser.add_argument("--skip-model", action="store_true", help="only the /api/chat part (and llama.cpp)")
     parser.add_argument("--llamacpp-dir", type=Path, default=REPO / ".cache" / "llamacpp",
                         help="where scripts/llamacpp.sh installed node-llama-cpp")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
@@ -361,7 +362,7 @@ def main() -> None:
     print("== llama.cpp", flush=True)
     report["llama_cpp"] = llamacpp_part(args)
     print(json.dumps(report["llama_cpp"], indent=1), flush=True)
-    report["model"] = model_part(args)
+    report["model"] = {} if args.skip_model else model_part(args)
     models = report["model"]
     if "continuous-fp32" in models:
         default = models["continuous-fp32"]

@@ -134,6 +134,8 @@ class ContinuousEngine:
         self._closed = False
         self.steps = 0
         """Steps taken so far."""
+        self.shared_prefills = 0
+        """Rows that took a copy of an identical prompt's prefill instead of their own forward."""
 
     # the API the deployment uses ---------------------------------------------------------------------
     def submit(self, job: GenerationJob, sink: RowSink) -> Ticket:
@@ -253,16 +255,30 @@ class ContinuousEngine:
         import torch
         from transformers import DynamicCache
 
-        prompts = [row.ticket.job.prompt_ids for row in rows]
+        # Rows with the same prompt and adapter (a draft's best-of-N candidates) share one forward: they get
+        # copies of its cache rows and logits, then each samples on its own. Prefill is most of a long
+        # prompt's cost on a CPU, so N candidates cost about one.
+        keys = [(tuple(row.ticket.job.prompt_ids), row.adapter) for row in rows]
+        unique: dict[tuple[tuple[int, ...], str], int] = {}
+        index = [unique.setdefault(key, len(unique)) for key in keys]
+        leaders = [rows[keys.index(key)] for key in unique]
+        prompts = [row.ticket.job.prompt_ids for row in leaders]
         width = max(len(p) for p in prompts)
         pad = self.runtime.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
         position_ids = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         cache = DynamicCache(config=self.runtime.base.config)
-        logits = self._forward(rows, input_ids, mask, position_ids, cache)
-        for row, prompt in zip(rows, prompts):
-            row.position = len(prompt)
+        logits = self._forward(leaders, input_ids, mask, position_ids, cache)
+        if len(leaders) < len(rows):
+            copies = torch.tensor(index, dtype=torch.long)
+            for layer in cache.layers:
+                layer.keys = layer.keys.index_select(0, copies)
+                layer.values = layer.values.index_select(0, copies)
+            mask, logits = mask.index_select(0, copies), logits.index_select(0, copies)
+        self.shared_prefills += len(rows) - len(leaders)
+        for row in rows:
+            row.position = len(row.ticket.job.prompt_ids)
         self._splice(rows, cache, mask)
         self._pick(rows, logits)
 

@@ -192,6 +192,27 @@ def test_mixed_adapters_in_one_batch_match_each_alone(runtime: BatchEngine, adap
     assert min(sink.final.batch_size for sink in sinks) >= 2
 
 
+def test_candidates_of_one_prompt_share_one_prefill_and_sample_apart(runtime: BatchEngine, adapters: list[str]) -> None:
+    """Best-of-N: N requests with the same prompt and adapter are prefilled once; each still samples with its
+    own seed (as it would alone), and greedy rows still match `generate`."""
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    sampled = {"temperature": 1.0, "top_p": 0.95, "max_new_tokens": 12}
+    alone = []
+    for seed in (1, 2, 3):
+        sink = Collector(engine)
+        _run(engine, {0: [(_job(runtime, PROMPTS[2], adapters[0], seed=seed, **sampled), sink)]})
+        alone.append(sink.final.text)
+    assert engine.shared_prefills == 0
+    together = [Collector(engine) for _ in range(5)]
+    jobs = [_job(runtime, PROMPTS[2], adapters[0], seed=seed, **sampled) for seed in (1, 2, 3)]
+    jobs += [_job(runtime, PROMPTS[2]), _job(runtime, PROMPTS[2], adapters[1])]  # same prompt, other adapters
+    _run(engine, {0: list(zip(jobs, together))})
+    assert engine.shared_prefills == 2  # three candidates, one forward; the other adapters prefill their own
+    assert [sink.final.text for sink in together[:3]] == alone
+    assert len(set(alone)) == 3, "the seeds did not give different candidates"
+    assert [sink.final.text for sink in together[3:]] == [_reference(runtime, job) for job in jobs[3:]]
+
+
 def test_sampling_stops_and_controls_are_per_request(runtime: BatchEngine) -> None:
     engine = ContinuousEngine(runtime, max_batch_size=8)
     sampled = {"temperature": 1.2, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}
