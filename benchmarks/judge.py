@@ -110,13 +110,34 @@ def word_count(text: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- the judge
+class TextDistortion:
+    """Topic masked, style kept (Stamatatos, "Authorship attribution using text distortion", 2017): every word
+    outside the `keep` most frequent words of the training texts becomes asterisks of its length, every digit
+    ``#``; punctuation, spacing and the frequent (function) words stay. A title's topic vocabulary then no
+    longer tells one technical author from another, or from the base model writing on that author's topic."""
+
+    def __init__(self, texts: Iterable[str], keep: int = 300) -> None:
+        counts = Counter(w for text in texts for w in words_lower(text))
+        self.keep = keep
+        self.kept = frozenset(w for w, _ in counts.most_common(keep))
+
+    def __call__(self, text: str) -> str:
+        def mask(match: re.Match[str]) -> str:
+            word = match.group(0)
+            return word if word.lower() in self.kept else re.sub(r"\d", "#", re.sub(r"[^\W\d_]", "*", word))
+
+        return WORD_RE.sub(mask, text)
+
+
 class AuthorshipJudge:
     """Char n-gram TF-IDF + multinomial logistic regression over the real authors and the base model."""
 
-    def __init__(self, pipeline: Any, classes: Sequence[str], info: dict[str, Any]) -> None:
+    def __init__(self, pipeline: Any, classes: Sequence[str], info: dict[str, Any],
+                 distortion: TextDistortion | None = None) -> None:
         self.pipeline = pipeline
         self.classes = list(classes)
         self.info = info
+        self.distortion = distortion
 
     @classmethod
     def fit(
@@ -129,6 +150,7 @@ class AuthorshipJudge:
         analyzer: str = "char_wb",
         max_features: int = 200_000,
         C: float = 10.0,
+        distort_keep: int = 0,
     ) -> AuthorshipJudge:
         """`texts_by_class`: class -> whole documents (packed here into ~300-word passages). Each class is capped
         at `max_passages_per_class` passages (a seeded sample) and weighted to balance the classes."""
@@ -151,6 +173,9 @@ class AuthorshipJudge:
             ys.extend([label] * len(cut))
         if len(counts) < 2:
             raise ValueError("the judge needs at least two classes")
+        distortion = TextDistortion(xs, distort_keep) if distort_keep > 0 else None
+        if distortion is not None:
+            xs = [distortion(x) for x in xs]
         pipeline = make_pipeline(
             TfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, sublinear_tf=True, min_df=2,
                             max_features=max_features, lowercase=False),
@@ -164,13 +189,18 @@ class AuthorshipJudge:
             "passage_words": PASSAGE_WORDS,
             "train_passages": counts,
         }
-        return cls(pipeline, [str(c) for c in pipeline.classes_], info)
+        if distortion is not None:
+            info["text_distortion"] = (f"words outside the {distort_keep} most frequent of the training passages "
+                                       "masked to asterisks, digits to # (topic masked, style kept)")
+        return cls(pipeline, [str(c) for c in pipeline.classes_], info, distortion)
 
     def proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """P(class | text) for each text, the text cut to its first ~300 normalized words."""
         if not texts:
             return []
         prepared = [head(t) for t in texts]
+        if self.distortion is not None:
+            prepared = [self.distortion(t) for t in prepared]
         rows = self.pipeline.predict_proba(prepared)
         return [{str(c): float(p) for c, p in zip(self.classes, row, strict=True)} for row in rows]
 
@@ -278,6 +308,7 @@ def cosine_rank1(draft_vectors: Sequence[Sequence[float]], post_vectors: Sequenc
 __all__ = [
     "BASE_CLASS",
     "AuthorshipJudge",
+    "TextDistortion",
     "cosine_rank1",
     "echoes_prompt",
     "find_urls",

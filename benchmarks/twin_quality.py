@@ -446,7 +446,8 @@ def voice_scorer_auc(split: Split, splits: dict[str, Split], base_texts: list[st
 
 
 def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[str, dict[str, dict]],
-                 judge: J.AuthorshipJudge, embed: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                 judge: J.AuthorshipJudge, embed: Any, style_judge: J.AuthorshipJudge | None = None,
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """variant -> metrics, and the per-draft rows. `drafts`: variant -> item url -> {text, seconds, ...}."""
     from evals.privacy import CopyDetector
 
@@ -464,16 +465,19 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
             continue
         texts = [d["text"] for _, d in present]
         verdicts = judge.judge(texts, author_name)
+        style_verdicts = style_judge.judge(texts, author_name) if style_judge is not None else [None] * len(texts)
         vectors = embed([J.head(t) or "(empty)" for t in texts])
         on_topic = J.cosine_rank1(vectors, post_vectors, [own_index[item.document_id] for item, _ in present])
         variant_rows = []
-        for (item, draft), verdict, topical in zip(present, verdicts, on_topic, strict=True):
+        for (item, draft), verdict, style, topical in zip(present, verdicts, style_verdicts, on_topic, strict=True):
             text = draft["text"]
             invented = J.invented_urls(text, allowed_urls | J.url_index(draft.get("passages", [])), item.instruction)
             copied = copy.score(text)
             variant_rows.append({
                 "variant": variant, "title": item.instruction, "item": item.url,
                 "predicted": verdict["predicted"], "top1": verdict["top1"], "p_author": round(verdict["p_author"], 4),
+                "style_predicted": style and style["predicted"], "style_top1": style and style["top1"],
+                "style_p_author": style and round(style["p_author"], 4),
                 "repeated_4gram_rate": round(J.repeated_ngram_rate(text), 4), "invented_urls": invented,
                 "longest_copied_run": copied.longest_copied_run, "on_topic_rank1": bool(text.strip()) and topical,
                 "words": J.word_count(text), "preamble": J.has_preamble(text),
@@ -487,6 +491,8 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
             "n": n,
             "judge_top1": sum(r["top1"] for r in variant_rows) / n,
             "judge_mean_p_author": _mean([r["p_author"] for r in variant_rows]),
+            "style_judge_top1": None if style_judge is None else sum(bool(r["style_top1"]) for r in variant_rows) / n,
+            "style_judge_mean_p_author": None if style_judge is None else _mean([r["style_p_author"] for r in variant_rows]),
             "judge_predicted": dict(sorted(
                 {p: sum(r["predicted"] == p for r in variant_rows) for p in {r["predicted"] for r in variant_rows}}
                 .items(), key=lambda kv: -kv[1])),
@@ -543,7 +549,8 @@ def check_targets(metrics: dict[str, Any], perplexity: dict[str, Any] | None) ->
 # --------------------------------------------------------------------------------------------------- table
 COLUMNS = [
     ("variant", "variant", "{}"), ("n", "n", "{}"), ("top1", "judge_top1", "{:.0%}"),
-    ("P(auth)", "judge_mean_p_author", "{:.2f}"), ("rep4g", "repeated_4gram_rate", "{:.3f}"),
+    ("P(auth)", "judge_mean_p_author", "{:.2f}"), ("sTop1", "style_judge_top1", "{:.0%}"),
+    ("sP", "style_judge_mean_p_author", "{:.2f}"), ("rep4g", "repeated_4gram_rate", "{:.3f}"),
     ("URLs", "invented_urls", "{}"), ("copy", "longest_copied_run_max", "{}"), ("onTopic", "on_topic_rank1", "{:.0%}"),
     ("words", "mean_words", "{:.0f}"), ("pre", "preambles", "{}"), ("echo", "echoes", "{}"),
     ("err", "errors", "{}"), ("gen s", "generation_s_mean", "{:.0f}"),
@@ -602,6 +609,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--feedback-steps", type=int, default=None, help="feedback DPO step cap (default: product's)")
     parser.add_argument("--feedback-lr", type=float, default=None,
                         help="feedback DPO learning rate (default: the product's dpo_learning_rate)")
+    parser.add_argument("--style-judge-keep", type=int, default=300,
+                        help="the style-only judge keeps this many most frequent words, masks the rest")
     parser.add_argument("--judge-max-passages", type=int, default=400, help="judge training passages per class")
     parser.add_argument("--out", type=Path, default=RESULTS / "twin_quality.json")
     args = parser.parse_args(argv)
@@ -780,6 +789,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         classes[J.BASE_CLASS] = [t for t in judge_cache.get("outputs", []) if t.strip()]
         judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages)
         validation = judge.validate({a: [r["text"] for r in s.held_out] for a, s in splits.items()})
+        # A second judge on topic-masked text (style only), reported beside the first; targets use the first.
+        style_judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages,
+                                            distort_keep=args.style_judge_keep)
+        style_validation = style_judge.validate({a: [r["text"] for r in s.held_out] for a, s in splits.items()})
         timings["judge_fit_validate_s"] = time.perf_counter() - start
 
         # 5. score ---------------------------------------------------------------------------------------
@@ -801,7 +814,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                     fresh = variant in args.variants or (name, variant) in drafted_after_feedback
                     drafts[variant] = {url: {**d, "from_cache": not fresh} for url, d in usable.items()}
             drafts[AUTHOR_VARIANT] = {item.url: {"text": J.raw_head(item.reference), "seconds": None} for item in items}
-            metrics, rows = score_author(name, split, items, drafts, judge, embed)
+            metrics, rows = score_author(name, split, items, drafts, judge, embed, style_judge)
             perplexity = None
             sft_adapter = next((a for a in store.list_adapters(store.get_author(name)) if a.version == sft_version),
                                None)
@@ -866,6 +879,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         "judge": {**judge.info, "classes": judge.classes, "base_class_outputs": len(classes[J.BASE_CLASS]),
                   "validation_held_out": validation,
                   "validation_mean_top1": _mean([v["top1"] for v in validation.values() if v["top1"] is not None])},
+        "style_judge": {**style_judge.info, "validation_held_out": style_validation,
+                        "validation_mean_top1": _mean([v["top1"] for v in style_validation.values()
+                                                       if v["top1"] is not None]),
+                        "note": "the same judge on topic-masked text; reported beside the first, targets use the first"},
         "authors": results,
         "all_targets_met": all(not r["targets_missed"] and not r["targets_not_measured"] for r in results.values()),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -880,6 +897,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
     print()
     print("judge validation (held-out real posts, top-1): "
           + ", ".join(f"{a} {v['top1']:.0%}" for a, v in validation.items() if v["top1"] is not None))
+    print("style-only judge validation (topic masked): "
+          + ", ".join(f"{a} {v['top1']:.0%}" for a, v in style_validation.items() if v["top1"] is not None))
     print("\n".join(tables))
     print(f"\nwrote {args.out}")
 

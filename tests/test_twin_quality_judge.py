@@ -184,3 +184,9 @@ def test_feedback_comparison_and_gain_target():
     assert comparison["adapter"]["mean_p_gain"] == pytest.approx(0.05)
     assert _target("x", "gain", ">", 0.0, 0.05)["met"] is True
     assert _target("x", "gain", ">", 0.0, 0.0)["met"] is False
+
+
+def test_text_distortion_masks_topic_and_keeps_style():
+    distortion = J.TextDistortion(["the cat and the dog and the bird", "the fish and a cat"], keep=3)
+    assert distortion.kept == {"the", "and", "cat"}
+    assert distortion("The Rust compiler, and 2024's cat!") == "The **** ********, and ####'* cat!"
