@@ -1,4 +1,4 @@
-"""Private chat exports (WhatsApp "Export chat", Telegram Desktop "Export chat history") as conversations.
+"""Private chat exports (WhatsApp, Telegram, iMessage, Signal) as conversations.
 
 Private by design, and imported only when the user asks for it (``twin import AUTHOR FILE --private``):
 
@@ -7,11 +7,13 @@ Private by design, and imported only when the user asks for it (``twin import AU
   into answers and what the others said just before into the prompt.
 - **Other people are scrubbed at import**, before anything is stored: their names (as senders and inside
   messages), @mentions, phone numbers and email addresses become ``[name]``, ``[phone]``, ``[email]``.
+  Names of people who are not in the chat ("I saw Maria and Tom") are found by `NameFinder` from Faker's
+  name lists read in context (no model); the author's own name stays.
 - **Never material for public drafts**: conversations are not embedded (no chunks, so no retrieval hit),
   are not posts (so never style examples), and `forget_private_source` removes a chat with everything
   derived from it (documents, any chunks, dataset snapshots) and names the adapters trained on it.
 
-Formats read (the file as exported, or the ZIP the app made with the media):
+Formats read (`ingestion.chat_formats`; the file as exported, the ZIP the app or tool made, or its folder):
 
 - WhatsApp ``.txt``, Android (``12/31/23, 9:41 PM - Name: text``, ``31/12/2023, 21:41 - Name: text``,
   ``31.12.23, 21:41 - Name: text``) and iOS (``[31.12.23, 21:41:05] Name: text``) layouts; day-first or
@@ -22,368 +24,202 @@ Formats read (the file as exported, or the ZIP the app made with the media):
 - Telegram ``result.json``, one chat or a full export (``chats.list``): text as a string or as a list of
   entities, service messages dropped, media as markers, forwarded messages never counted as the author's,
   and ``reply_to_message_id`` kept as a quote of the message replied to.
+- iMessage as `imessage-exporter` writes it with ``--format txt``: one ``.txt`` a conversation (named after
+  the other person, the group's name or its members), each message a ``May 17, 2022  5:29:42 PM`` line
+  (maybe ``(Read by ... after ...)``), the sender (``Me`` for the author, else a contact name, phone number
+  or email), then its lines. Attachment paths become markers; tapbacks, effects (``Sent with ...``),
+  unsent parts and group events are dropped; an edited message keeps its last version; a threaded reply
+  (shown indented under the message it answers, and again in its own place) is read once and quotes it.
+- Signal as `signal-export` writes it: a folder a conversation with ``chat.md`` (``[2024-03-01 18:22:05]
+  Me: text``, older ``[2019-05-29, 15:04]``), quotes as ``> `` lines before the text, attachments as
+  Markdown links (``![IMG.jpg](./media/IMG.jpg)``), reactions ``(- Name: emoji -)`` dropped, calls and
+  deleted messages dropped; its ``data.json`` (``--json``) where a folder has no chat.md. Signal itself
+  has no export; signal-export is the tool most people use.
 
 A conversation is split into sessions wherever nobody wrote for ``SESSION_GAP``; each session holding at
-least one message of the author's is one document.
+least one message of the author's is one document, and a conversation without any is not stored.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import shutil
-import zipfile
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from ingestion.chat_formats import (
+    APP_NAMES,
+    MAX_CHAT_BYTES,
+    App,
+    ChatFormat,
+    ChatLog,
+    ChatMessage,
+    detect_chat_export,
+    looks_like_imessage,
+    looks_like_signal,
+    looks_like_whatsapp,
+    parse_imessage,
+    parse_signal,
+    parse_signal_json,
+    parse_telegram,
+    parse_whatsapp,
+    read_chat_export,
+)
 from twin.chat import ME, THEM, ChatLine, render_chat
 from twin.domain import Author, IngestReport, Kind, Platform, RawDocument, TwinError, author_folder
 
 if TYPE_CHECKING:
     from twin.store import DocumentStore
 
-App = Literal["whatsapp", "telegram"]
-APP_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram"}
+__all__ = [
+    "APP_NAMES", "CHAT_SOURCE_PREFIX", "MAX_CHAT_BYTES", "SESSION_GAP", "App", "ChatFormat", "ChatImport", "ChatLog",
+    "ChatMessage", "NameFinder", "PrivateRemoval", "Scrubber", "adapters_trained_on", "chat_documents",
+    "detect_chat_export", "forget_private_source", "import_chat_export", "looks_like_imessage", "looks_like_signal",
+    "looks_like_whatsapp", "parse_imessage", "parse_signal", "parse_signal_json", "parse_telegram", "parse_whatsapp",
+    "private_sources", "read_chat_export", "resolve_me",
+]
+
 CHAT_SOURCE_PREFIX = "export:chat:"
 """Sources of private chats; ``export:`` keeps `twin ingest` from trying to fetch them."""
 SESSION_GAP = timedelta(hours=6)
-MAX_CHAT_BYTES = 200_000_000
 
-# ---------------------------------------------------------------- parsed form
+# ---------------------------------------------------------------- names of people who are not in the chat
 
-
-class ChatMessage(BaseModel):
-    sender: str
-    """A stable key of who wrote it (Telegram's ``from_id``, else the name shown in the export)."""
-    name: str
-    """The name the export shows for the sender (scrubbed from the text, never stored)."""
-    sent_at: datetime
-    text: str
-    """With media as markers (``[image]``); never empty."""
-    id: str | None = None
-    reply_to: str | None = None
-    forwarded: bool = False
-
-
-class ChatLog(BaseModel):
-    app: App
-    messages: list[ChatMessage] = Field(default_factory=list)
-    partner: str | None = None
-    """The other person's name when the export says who the chat is with (a one-to-one chat)."""
-    me_id: str | None = None
-    """The sender key of the exporting user when the export says (Telegram's ``personal_information``)."""
-    skipped: int = 0
-    """System and service messages left out."""
-
-    def senders(self) -> dict[str, str]:
-        """Sender key -> shown name, in order of first message."""
-        seen: dict[str, str] = {}
-        for message in self.messages:
-            seen.setdefault(message.sender, message.name)
-        return seen
-
-
-# ---------------------------------------------------------------- WhatsApp
-
-INVISIBLE_RE = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-WA_HEADER_RE = re.compile(
-    r"^\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4}),?\s+"
-    r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)(?:\s?(?P<ampm>[AaPp]\.?\s?[Mm]\.?))?\]?"
-    r"(?:\s*[-\u2013]\s|\s)(?P<rest>.*)$"
-)
-WA_CHAT_WITH_RE = re.compile(r"^WhatsApp Chat (?:with|mit|con|avec|com|met|-)\s+(?P<name>.+?)(?:\.txt)?$", re.I)
-MEDIA_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^<?(?:media omitted|medien ausgeschlossen|multimedia omitido|m[ée]dias? omis|"
-                r"media weggelaten|mídia oculta|media omessi)>?$", re.I), "[media]"),
-    (re.compile(r"^(?:image|photo|bild|imagen|foto|immagine) (?:omitted|weggelassen|omitida|omitido|omise|"
-                r"omessa)$", re.I), "[image]"),
-    (re.compile(r"^(?:video|vidéo) (?:omitted|weggelassen|omitido|omise|omesso)$", re.I), "[video]"),
-    (re.compile(r"^(?:audio|voice message) (?:omitted|weggelassen|omitido|omis|omesso)$", re.I), "[audio]"),
-    (re.compile(r"^(?:sticker) (?:omitted|weggelassen|omitido|omis|omesso)$", re.I), "[sticker]"),
-    (re.compile(r"^gif (?:omitted|weggelassen|omitido|omis|omesso)$", re.I), "[gif]"),
-    (re.compile(r"^(?:document|contact card|dokument|kontaktkarte) (?:omitted|weggelassen)$", re.I), "[file]"),
-    (re.compile(r"^<attached: [^>]*(?:PHOTO|\.jpe?g|\.png|\.webp)[^>]*>$", re.I), "[image]"),
-    (re.compile(r"^<attached: [^>]*(?:VIDEO|\.mp4|\.mov)[^>]*>$", re.I), "[video]"),
-    (re.compile(r"^<attached: [^>]*(?:AUDIO|\.opus|\.m4a|\.mp3)[^>]*>$", re.I), "[audio]"),
-    (re.compile(r"^<attached: [^>]*>$", re.I), "[file]"),
-    (re.compile(r"^\S*(?:IMG|PHOTO)\S*\.(?:jpe?g|png|webp) \((?:file attached|datei angehängt)\)$", re.I), "[image]"),
-    (re.compile(r"^\S+\.(?:mp4|3gp|mov) \((?:file attached|datei angehängt)\)$", re.I), "[video]"),
-    (re.compile(r"^\S+\.(?:opus|m4a|mp3|aac) \((?:file attached|datei angehängt)\)$", re.I), "[audio]"),
-    (re.compile(r"^.+\.\w{2,5} \((?:file attached|datei angehängt)\)$", re.I), "[file]"),
-    (re.compile(r"^null$"), "[media]"),  # old Android exports wrote media messages as "null"
-]
-WA_NOTICE_RE = re.compile(
-    r"end-to-end encrypted|Ende-zu-Ende-verschlüsselt|cifrados de extremo a extremo|chiffrés de bout en bout|"
-    r"security code (?:with|changed)|Sicherheitsnummer|^this message was deleted$|^you deleted this message$|"
-    r"^diese nachricht wurde gelöscht$|^du hast diese nachricht gelöscht$|^se eliminó este mensaje$|"
-    r"^missed (?:voice|video|group voice|group video) call|^waiting for this message|"
-    r"changed their phone number|^disappearing messages|^you're now an admin",
-    re.I,
-)
-"""Notices that WhatsApp writes as if someone had sent them."""
-SENDER_NOTICE_RE = re.compile(r"changed the (?:subject|group)|changed this group|\" to \"", re.I)
-"""A group event whose quoted text holds ": " (no real sender name looks like this)."""
-EDITED_RE = re.compile(r"\s*<(?:This message was edited|Diese Nachricht wurde bearbeitet)>\s*$", re.I)
+# Words that are also someone's name in the name lists: at the start of a sentence they are read as words.
+COMMON_NAME_WORDS = frozenset("""
+a an and are as at be but by can do for from had has have he her his how if in is it its me my no not of on
+or our per she so than that the their them then there they this to too up us was we were what when where who
+why will with yes you your all any each even ever more most much must only other same such very well
+add age air alas alpha among angel april art august autumn baby back ball ban bay beach bear beat bee bell
+belle best beta big bill bird bishop black bliss blue bold bond bone boss bow brand bravo brave bright brook
+brown buck buddy bud bunny burns bush butler cal candy cap car care carry case cash chance chase cherry chi
+chip christian clay clear cliff close cloud coal cook cool cope cord cotton cousin cross crystal cute dale
+dash date dawn day dean dear deep delta diamond dim doc dolly dot dove drew duke dusty each earl early echo
+eden else emerald english ever fair faith fall fancy far fawn field fish fisher flower ford forest fox frank
+free fresh friend frost gale general gay gem gene gentle ginger glad glen glory gold golden good grace grant
+gray great green grey guard guy hall ham hand happy harbor hardy harmony haven hawk hazel heart heath
+heaven hill holly homer honey hope hunter ivy jack jade jay jean jewel job joy judge june junior just
+justice kay key kind king kit kitty lake lance lane law lea lee legend lemon liberty light lily little
+long lord love lucky major man march mark marine mars mason master may mayor melody mercy merry miles
+mill miller mint misty moon moss nice noble north oak ocean olive opal orange page palm park parker
+patience pat peace pearl penny pepper pierce pink piper plum poppy porter power precious press prince
+princess queen rain ray read red reed reign rich river robin rock rocky rose rowan royal ruby rush rusty sage
+said sailor salt sandy scout sea shade sharp shore silver sky small smith snow son sonny spencer spring star
+sterling stone storm story strong sue summer sunny sunshine swift taylor temple terry tiny tracy true
+trust tucker vale valley van vance victory violet wade walker wall ward warren west white wild will willow
+winter wolf wood worth wren young zen
+""".split())
+NOT_NAMES = frozenset("""
+I I'm I'll I've I'd Mom Mum Dad Mommy Daddy Mama Papa Grandma Grandpa Granny Nana God Lord Jesus Christ
+Monday Tuesday Wednesday Thursday Friday Saturday Sunday Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun
+January February March April May June July August September October November December
+Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Christmas Xmas Easter Halloween Thanksgiving Hanukkah
+Ramadan Eid Diwali OK Ok Okay Hi Hey Hello Thanks Yes No Lol Omg Btw
+Python Rust Perl Haskell Kotlin Swift Java Siri Alexa Tesla Mercedes Porsche Ferrari Toyota Honda Dell Chanel
+""".split())
+"""Capitalised words of every chat that are never a person's name here (days, months, family words)."""
+TITLES = frozenset("Mr Mrs Ms Miss Dr Prof Aunt Auntie Uncle Cousin Sir Madam Coach".split())
+TIME_WORDS = frozenset("in during since until by before after".split())
+LOCATION_WORDS = frozenset("in to from at near around visit visiting via through toward towards of".split())
+NAME_WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
+URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+\.(?:com|org|net|io|dev|app)\S*", re.I)
+SENTENCE_END = ".!?:;\n\u2026\"'(\u201c["
 
 
-def _media_marker(line: str) -> str:
-    bare = line.strip()
-    for pattern, marker in MEDIA_PATTERNS:
-        if pattern.match(bare):
-            return marker
-    return line
+@functools.cache
+def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """(first names, surnames, places, English first names) from Faker's person providers (86 locales,
+    about 31,000 first names and 28,000 surnames) and from Babel's and the time-zone database's place names.
+    Loaded once, in about 0.2 s."""
+    import importlib
+    import pkgutil
+    import zoneinfo
 
+    import faker.providers.person as people
+    from babel import Locale
 
-def _wa_text(text: str) -> str:
-    text = EDITED_RE.sub("", text)
-    return "\n".join(_media_marker(line) for line in text.split("\n")).strip()
-
-
-def _normalise_line(line: str) -> str:
-    return INVISIBLE_RE.sub("", line.replace("\u202f", " ").replace("\u00a0", " ")).rstrip("\r")
-
-
-def _date_order(dates: Sequence[tuple[int, int, int]], separators: set[str], has_ampm: bool) -> str:
-    """``ymd``, ``dmy`` or ``mdy`` for the file's dates: from a component over 12 if any, else the order
-    under which the dates run forward in time, else the locale habit of the separator."""
-    if any(a > 31 for a, _, _ in dates):
-        return "ymd"
-    if any(a > 12 for a, _, _ in dates):
-        return "dmy"
-    if any(b > 12 for _, b, _ in dates):
-        return "mdy"
-
-    def backwards(order: str) -> int:
-        keys = [(c, b, a) if order == "dmy" else (c, a, b) for a, b, c in dates]
-        return sum(1 for x, y in zip(keys, keys[1:], strict=False) if y < x)
-
-    dmy, mdy = backwards("dmy"), backwards("mdy")
-    if dmy != mdy:
-        return "dmy" if dmy < mdy else "mdy"
-    return "mdy" if has_ampm and "/" in separators else "dmy"
-
-
-def _year(value: int) -> int:
-    return value + 2000 if value < 100 else value
-
-
-def looks_like_whatsapp(text: str) -> bool:
-    lines = [_normalise_line(line) for line in text.splitlines()[:20] if line.strip()]
-    return bool(lines) and sum(1 for line in lines if WA_HEADER_RE.match(line)) >= max(1, len(lines) // 2)
-
-
-def parse_whatsapp(text: str, file_name: str | None = None) -> ChatLog:
-    """Read a WhatsApp chat export's text; raises `TwinError` when no line looks like a message."""
-    raw: list[dict[str, Any]] = []
-    for original in text.split("\n"):
-        line = _normalise_line(original)
-        match = WA_HEADER_RE.match(line)
-        if match:
-            # iOS marks notices (and media placeholders) with a left-to-right mark after "Name: ".
-            _, sep, after = original.replace("\u202f", " ").replace("\u00a0", " ").partition(": ")
-            raw.append({**match.groupdict(), "lines": [match["rest"]], "marked": bool(sep) and after[:1] == "\u200e"})
-        elif raw:
-            raw[-1]["lines"].append(line)
-    if not raw:
-        raise TwinError(f"{file_name or 'The file'} holds no WhatsApp messages (no line starts with a date).")
-    triples = []
-    separators: set[str] = set()
-    for item in raw:
-        parts = re.split(r"[./-]", item["date"])
-        separators.update(re.findall(r"[./-]", item["date"]))
-        triples.append(tuple(int(p) for p in parts))
-    order = _date_order(triples, separators, any(item["ampm"] for item in raw))
-    log = ChatLog(app="whatsapp")
-    if file_name and (match := WA_CHAT_WITH_RE.match(PurePosixPath(file_name).name)):
-        log.partner = match["name"].strip()
-    for item, (a, b, c) in zip(raw, triples, strict=True):
-        year, month, day = (a, b, c) if order == "ymd" else (_year(c), b, a) if order == "dmy" else (_year(c), a, b)
-        hour, minute, *second = (int(p) for p in re.split(r"[:.]", item["time"]))
-        if item["ampm"]:
-            pm = item["ampm"].lower().startswith("p")
-            hour = hour % 12 + (12 if pm else 0)
-        try:
-            sent_at = datetime(year, month, day, hour, minute, second[0] if second else 0, tzinfo=UTC)
-        except ValueError:
-            log.skipped += 1
+    first: set[str] = set()
+    last: set[str] = set()
+    english: set[str] = set()
+    for module in pkgutil.iter_modules(people.__path__):
+        provider = getattr(importlib.import_module(f"{people.__name__}.{module.name}"), "Provider", None)
+        if provider is None:
             continue
-        body = "\n".join(item["lines"])
-        sender, sep, message = body.partition(": ")
-        if not sep or len(sender) > 80 or SENDER_NOTICE_RE.search(sender) or WA_NOTICE_RE.search(message.strip()):
-            log.skipped += 1  # a system line (no "Name:"), or a notice written as a message
-            continue
-        message = _wa_text(message)
-        if item["marked"] and not re.fullmatch(r"\[\w+\]", message.split("\n")[0]):
-            log.skipped += 1  # an iOS notice under the chat's name
-            continue
-        if not message:
-            log.skipped += 1
-            continue
-        log.messages.append(ChatMessage(sender=sender.strip(), name=sender.strip(), sent_at=sent_at, text=message))
-    return log
+        for attr, target in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
+                             ("last_names", last)):
+            value = provider.__dict__.get(attr)
+            if isinstance(value, (tuple, list, set, frozenset, dict)):
+                target.update(str(name) for name in value)
+                if module.name.startswith("en") and target is first:
+                    english.update(str(name) for name in value)
+    places = {name for name in Locale("en").territories.values()}
+    places.update(zone.rsplit("/", 1)[-1].replace("_", " ") for zone in zoneinfo.available_timezones() if "/" in zone)
+    places = {word for place in places for word in place.split() if word[:1].isupper()}
+    return frozenset(first), frozenset(last), frozenset(places), frozenset(english)
 
 
-# ---------------------------------------------------------------- Telegram
+class NameFinder:
+    """Finds people's names in free text without a model: capitalised words that a name list knows, read
+    with their context. A sentence's first word is a name only when it is not also an ordinary word ("Will
+    you...", "Grace period"); a place after "in"/"to"/"from" stays a place ("flew to Sydney"); a capitalised
+    word right after a found name or a title ("Mrs") is its surname. Days, months, "I" and family words are
+    never names. Lower-case names are left alone: a name list has too many ordinary words in it."""
 
-TG_MEDIA = {
-    "sticker": "[sticker]", "voice_message": "[audio]", "audio_file": "[audio]", "video_file": "[video]",
-    "video_message": "[video]", "animation": "[gif]",
-}
-TG_ENTITY_MASK = {"mention": "[name]", "mention_name": "[name]", "phone": "[phone]", "email": "[email]"}
+    def __init__(self, keep: Sequence[str] = ()) -> None:
+        self.first, self.last, self.places, self.english = name_lists()
+        self.keep = {word.casefold() for name in keep for word in NAME_WORD_RE.findall(name)}
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        urls = [m.span() for m in URL_RE.finditer(text)]
+        found: list[tuple[int, int]] = []
+        previous: re.Match[str] | None = None
+        previous_was_name = False
+        last_name_end = 0
+        for match in NAME_WORD_RE.finditer(text):
+            start = match.start()
+            word = re.sub(r"['\u2019]s$", "", match[0])
+            # "Chen and Yuki": a capitalised word joined to a found name reads as a name too
+            joined = bool(last_name_end) and re.fullmatch(r" (?:and|or|&) ", text[last_name_end:start]) is not None
+            is_name = (not any(a <= start < b for a, b in urls)
+                       and self._is_name(text, word, start, previous, joined or (
+                           previous_was_name and previous is not None and text[previous.end():start] == " ")))
+            if is_name:
+                found.append((start, start + len(word)))
+                last_name_end = start + len(word)
+            previous, previous_was_name = match, is_name
+        return found
 
-def _tg_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    parts = []
-    for item in value or []:
-        if isinstance(item, str):
-            parts.append(item)
-        elif isinstance(item, dict):
-            parts.append(TG_ENTITY_MASK.get(str(item.get("type")), str(item.get("text", ""))))
-    return "".join(parts)
-
-
-def _tg_message(item: dict[str, Any]) -> str:
-    markers = []
-    if item.get("photo"):
-        markers.append("[image]")
-    elif item.get("media_type") in TG_MEDIA:
-        markers.append(TG_MEDIA[item["media_type"]])
-    elif item.get("file"):
-        markers.append("[file]")
-    for key, marker in (("poll", "[poll]"), ("contact_information", "[contact]"),
-                        ("location_information", "[location]")):
-        if item.get(key):
-            markers.append(marker)
-    text = _tg_text(item.get("text")).strip()
-    return "\n".join([*markers, text] if text else markers)
-
-
-def _tg_date(item: dict[str, Any]) -> datetime | None:
-    if item.get("date_unixtime"):
-        return datetime.fromtimestamp(int(item["date_unixtime"]), tz=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(item.get("date", "")))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_telegram(data: Any) -> list[ChatLog]:
-    """The chats of a Telegram Desktop export (one chat's ``result.json``, or a full export's)."""
-    if not isinstance(data, dict):
-        raise TwinError("This JSON is not a Telegram export (expected an object).")
-    me_id = None
-    info = data.get("personal_information")
-    if isinstance(info, dict) and info.get("user_id") is not None:
-        me_id = f"user{info['user_id']}"
-    if isinstance(data.get("chats"), dict):
-        chats = [c for c in data["chats"].get("list", []) if isinstance(c, dict)]
-    elif isinstance(data.get("messages"), list):
-        chats = [data]
-    else:
-        raise TwinError("This JSON is not a Telegram export (no `messages` or `chats.list`).")
-    logs = []
-    for chat in chats:
-        log = ChatLog(app="telegram", me_id=me_id)
-        if chat.get("type") == "personal_chat" and chat.get("name"):
-            log.partner = str(chat["name"])
-        for item in chat.get("messages", []):
-            if not isinstance(item, dict) or item.get("type", "message") != "message":
-                log.skipped += 1
-                continue
-            text = _tg_message(item)
-            sent_at = _tg_date(item)
-            if not text or sent_at is None:
-                log.skipped += 1
-                continue
-            name = str(item.get("from") or "Deleted Account")
-            log.messages.append(ChatMessage(
-                sender=str(item.get("from_id") or name), name=name, sent_at=sent_at, text=text,
-                id=str(item["id"]) if item.get("id") is not None else None,
-                reply_to=str(item["reply_to_message_id"]) if item.get("reply_to_message_id") is not None else None,
-                forwarded=bool(item.get("forwarded_from")),
-            ))
-        if log.messages:
-            logs.append(log)
-    return logs
-
-
-# ---------------------------------------------------------------- reading files
-
-ChatFormat = Literal["whatsapp", "telegram"]
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
-    if info.file_size > MAX_CHAT_BYTES:
-        raise TwinError(f"{info.filename} is larger than {MAX_CHAT_BYTES:,} bytes.")
-    with archive.open(info) as member:
-        data = member.read(MAX_CHAT_BYTES + 1)
-    if len(data) > MAX_CHAT_BYTES:
-        raise TwinError(f"{info.filename} inflates past {MAX_CHAT_BYTES:,} bytes.")
-    return data.decode("utf-8-sig", errors="replace")
-
-
-def _chat_files(path: Path) -> list[tuple[str, str]]:
-    """(name, text) of the chat files in ``path``: the file itself, or the ``.txt``/``result.json`` in a ZIP."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            wanted = [info for info in archive.infolist() if not info.is_dir()
-                      and ".." not in PurePosixPath(info.filename).parts
-                      and (info.filename.lower().endswith(".txt") or PurePosixPath(info.filename).name == "result.json")]
-            return [(info.filename, _read_member(archive, info)) for info in wanted[:50]]
-    if path.stat().st_size > MAX_CHAT_BYTES:
-        raise TwinError(f"{path.name} is larger than {MAX_CHAT_BYTES:,} bytes.")
-    return [(path.name, path.read_text(encoding="utf-8-sig", errors="replace"))]
-
-
-def _detect(name: str, text: str) -> ChatFormat | None:
-    stripped = text.lstrip()
-    if name.lower().endswith(".json") or stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            return None
-        ok = isinstance(data, dict) and (isinstance(data.get("messages"), list) or isinstance(data.get("chats"), dict))
-        return "telegram" if ok else None
-    return "whatsapp" if looks_like_whatsapp(text) else None
-
-
-def detect_chat_export(path: Path) -> ChatFormat | None:
-    """Which chat app exported ``path``, or None when it is not a chat export."""
-    try:
-        for name, text in _chat_files(Path(path)):
-            found = _detect(name, text)
-            if found:
-                return found
-    except (OSError, zipfile.BadZipFile, TwinError):
-        return None
-    return None
-
-
-def read_chat_export(path: Path) -> list[ChatLog]:
-    path = Path(path)
-    if not path.is_file():
-        raise TwinError(f"{path}: no such file.")
-    logs: list[ChatLog] = []
-    for name, text in _chat_files(path):
-        found = _detect(name, text)
-        if found == "telegram":
-            logs.extend(parse_telegram(json.loads(text)))
-        elif found == "whatsapp":
-            logs.append(parse_whatsapp(text, name))
-    if not logs:
-        raise TwinError(
-            f"{path.name} is not a chat export this project knows: expected WhatsApp's \"Export chat\" .txt "
-            "(or its ZIP with media) or Telegram Desktop's result.json."
-        )
-    return logs
+    def _is_name(self, text: str, word: str, start: int, previous: re.Match[str] | None, after_name: bool) -> bool:
+        if (len(word) < 2 or not word[0].isupper() or word.isupper() or word in NOT_NAMES
+                or word in TITLES or word.casefold() in self.keep):
+            return False
+        lower = word.casefold()
+        common = lower in COMMON_NAME_WORDS
+        gap = text[previous.end():start] if previous is not None else None
+        prev_word = previous[0] if previous is not None and gap in (" ", ". ") else ""
+        after_title = prev_word in TITLES
+        before = text[:start].rstrip(" \t")
+        sentence_start = not before or (before[-1] in SENTENCE_END and not after_title)
+        possessive = text[start + len(word):start + len(word) + 2] in ("'s", "\u2019s")
+        if word in self.places and not (possessive and word in self.first) and (
+                prev_word.casefold() in LOCATION_WORDS or word not in self.english):
+            return False
+        if common and prev_word.casefold() in TIME_WORDS:
+            return False  # "in Spring", "by Summer"
+        if (after_name or after_title) and not common:
+            return True  # a surname, or the name after "Mrs"
+        if word in self.first:
+            return not (common and sentence_start)
+        if word in self.last:
+            return not common and not sentence_start
+        return False
 
 
 # ---------------------------------------------------------------- scrubbing and conversations
@@ -399,7 +235,8 @@ def _is_phone_like(name: str) -> bool:
 
 
 class Scrubber:
-    """Replaces other people's names, @mentions, phone numbers and emails in the author's chats."""
+    """Replaces other people's names (the chat's members, and anyone else named in a message), @mentions,
+    phone numbers and emails in the author's chats."""
 
     def __init__(self, other_names: Sequence[str], own_name: str | None = None) -> None:
         own = {token.casefold() for token in NAME_TOKEN_RE.findall(own_name or "")}
@@ -414,6 +251,7 @@ class Scrubber:
         ordered = sorted(names, key=len, reverse=True)  # "Anna Lee" before "Anna"
         self.names_re = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in ordered) + r")(?!\w)")
                          if ordered else None)
+        self.finder = NameFinder(keep=[own_name] if own_name else [])
 
     def __call__(self, text: str) -> str:
         from evals.privacy import find_emails, find_phone_numbers
@@ -427,7 +265,9 @@ class Scrubber:
         text = MENTION_RE.sub("[name]", text)
         if self.names_re is not None:
             text = self.names_re.sub("[name]", text)
-        return text
+        for start, end in reversed(self.finder.spans(text)):
+            text = text[:start] + "[name]" + text[end:]
+        return re.sub(r"\[name\](?: \[name\])+", "[name]", text)  # "[name] [name]" was one person's full name
 
 
 def resolve_me(log: ChatLog, author: Author, me: str | None) -> str:
@@ -543,7 +383,14 @@ def import_chat_export(
     logs = read_chat_export(path)
     documents: list[RawDocument] = []
     for log in logs:
-        documents.extend(chat_documents(log, resolve_me(log, author, me)))
+        try:
+            me_key = resolve_me(log, author, me)
+        except TwinError:
+            # in an export of many conversations, one the author never wrote in is left out
+            if len(logs) == 1 or not (me or (log.me_id and log.me_id not in log.senders())):
+                raise
+            continue
+        documents.extend(chat_documents(log, me_key))
     digest = hashlib.sha256("|".join(sorted(_chat_key(log) for log in logs)).encode()).hexdigest()[:12]
     source_url = f"{CHAT_SOURCE_PREFIX}{logs[0].app}:{digest}"
     source = store.find_source(author, source_url) or store.add_source(author, source_url, Platform.chat)
