@@ -77,11 +77,11 @@ def read_export(
     path = Path(path)
     if not path.is_file():
         raise TwinError(f"{path}: no such file.")
-    from ingestion.chats import detect_chat_export
+    from ingestion.chats import APP_NAMES, detect_chat_export
 
     if app := detect_chat_export(path):  # private messages are imported only when asked for by name
         raise TwinError(
-            f"{path.name} is a {app.capitalize()} chat export: private messages are imported only when you ask "
+            f"{path.name} is a {APP_NAMES[app]} chat export: private messages are imported only when you ask "
             "for it: `twin import AUTHOR FILE --private` (API: `?private=true`)."
         )
     if not zipfile.is_zipfile(path):
