@@ -84,6 +84,7 @@ DEFAULT_VARIANTS: tuple[str, ...] = ("base", "base_retrieval", "adapter", "agent
 AFTER_FEEDBACK = "_after_feedback"
 FEEDBACK_VARIANTS: tuple[str, ...] = ("adapter", "agent")
 AUTHOR_VARIANT = "author"
+COPY_WITHHELD_WORDS = 12
 HELD_OUT_MIN_WORDS = 100
 ITEM_ID_BASE = 1_000_000
 """Held-out items are not in the store: their ids (used as sampling-seed salts) are corpus row + this."""
@@ -483,7 +484,10 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
                 "words": J.word_count(text), "preamble": J.has_preamble(text),
                 "echo": J.echoes_prompt(text, item.instruction), "seconds": draft.get("seconds"),
                 "revisions": draft.get("revisions"), "error": draft.get("error"),
-                "from_cache": draft.get("from_cache", False), "text": text,
+                "from_cache": draft.get("from_cache", False),
+                # Corpus text stays out of the repository: a draft that copies a run of a post is not kept.
+                "text": text if copied.longest_copied_run < COPY_WITHHELD_WORDS else
+                f"[withheld: copies {copied.longest_copied_run} words in a row of a corpus post]",
             })
         n = len(variant_rows)
         seconds = [r["seconds"] for r in variant_rows if isinstance(r["seconds"], int | float)]
