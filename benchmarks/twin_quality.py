@@ -213,21 +213,27 @@ def check_no_leak(store: Any, author_name: str, split: Split) -> dict[str, Any]:
     return {"stored_documents": len(documents), "held_out_in_store": 0}
 
 
+def run_training(store: Any, settings: Any, author_name: str, config: Any, label: str) -> tuple[Any, float]:
+    """The product's training job (`training.job.train`) with its progress logged; the adapter and minutes."""
+    from training.job import train
+
+    start = time.perf_counter()
+    adapter = train(
+        store, author_name, settings, config,
+        progress=lambda e: _log(f"  {label} {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} {e.event} "
+                                f"{e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)} {e.message}"),
+    )
+    return adapter, (time.perf_counter() - start) / 60
+
+
 def train_author(store: Any, settings: Any, author_name: str, args: argparse.Namespace) -> dict[str, Any]:
     from training.config import TrainConfig
-    from training.job import train
 
     config = TrainConfig.from_settings(
         settings, workers=args.workers, max_steps=args.sft_steps, dpo_max_steps=args.dpo_steps,
         max_length=args.max_length,
     )
-    start = time.perf_counter()
-    adapter = train(
-        store, author_name, settings, config,
-        progress=lambda e: _log(f"  train {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} {e.event} "
-                                f"{e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)} {e.message}"),
-    )
-    minutes = (time.perf_counter() - start) / 60
+    adapter, minutes = run_training(store, settings, author_name, config, "train")
     _log(f"trained {author_name} v{adapter.version} in {minutes:.1f} min; "
          f"perplexity ratio {adapter.metrics.get('perplexity_ratio')}")
     return {"minutes": round(minutes, 2), "adapter_version": adapter.version,
@@ -343,17 +349,10 @@ def record_feedback(store: Any, author_name: str, items: list[Any], outputs: lis
 def train_feedback(store: Any, settings: Any, author_name: str, args: argparse.Namespace) -> dict[str, Any]:
     """The product's feedback-only DPO run over the inbox preferences (as `twin train --feedback-only`)."""
     from training.config import TrainConfig
-    from training.job import train
 
     config = TrainConfig.from_settings(settings, workers=args.workers, feedback_only=True,
                                        dpo_max_steps=args.feedback_steps, dpo_learning_rate=args.feedback_lr)
-    start = time.perf_counter()
-    adapter = train(
-        store, author_name, settings, config,
-        progress=lambda e: _log(f"  feedback {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} "
-                                f"{e.event} {e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)}"),
-    )
-    minutes = (time.perf_counter() - start) / 60
+    adapter, minutes = run_training(store, settings, author_name, config, "feedback")
     _log(f"feedback-trained {author_name} v{adapter.version} in {minutes:.1f} min")
     return {"minutes": round(minutes, 2), "adapter_version": adapter.version,
             "dpo_learning_rate": config.dpo_learning_rate, "dpo_max_steps": config.dpo_max_steps,
@@ -399,6 +398,19 @@ async def generate_drafts(ingestion: Any, store: Any, model: Any, author_name: s
              f"({output.seconds:.0f}s, {len(output.text.split())} words){note}")
 
     return await runner.run(variants, items, on_done)  # type: ignore[arg-type]
+
+
+def cache_drafts(per_author: dict[str, dict], items: list[Any], outputs: list[Any], draft_key: dict[str, Any],
+                 adapter_version: int | None, suffix: str = "") -> None:
+    """Record the outputs under variant + `suffix` and their item's url, with the settings and adapter version
+    they were drafted with (a later run reuses only drafts whose key and version match)."""
+    url_of = {i.document_id: i.url for i in items}
+    for output in outputs:
+        per_author.setdefault(output.variant + suffix, {})[url_of[output.document_id]] = {
+            "text": output.text, "seconds": output.seconds, "passages": output.passages,
+            "revisions": output.revisions, "error": output.error, "key": draft_key,
+            "adapter_version": adapter_version,
+        }
 
 
 # ------------------------------------------------------------------------------------------------- scoring
@@ -732,14 +744,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                         outputs = await generate_drafts(ingestion, store, model, name, items_by_author[name],
                                                         args.variants, args)
                         timings[f"generate_{name}_s"] = time.perf_counter() - start
-                        url_of = {i.document_id: i.url for i in items_by_author[name]}
-                        per_author = drafts_cache.setdefault(name, {})
-                        for output in outputs:
-                            per_author.setdefault(output.variant, {})[url_of[output.document_id]] = {
-                                "text": output.text, "seconds": output.seconds, "passages": output.passages,
-                                "revisions": output.revisions, "error": output.error,
-                                "key": draft_key, "adapter_version": adapter.version if adapter else None,
-                            }
+                        cache_drafts(drafts_cache.setdefault(name, {}), items_by_author[name], outputs, draft_key,
+                                     adapter.version if adapter else None)
                         _write_json(data_dir / DRAFTS_FILE, drafts_cache)
 
                 asyncio.run(generate_all())
@@ -775,15 +781,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                     outputs = asyncio.run(generate_drafts(ingestion, store, model, name, items_by_author[name],
                                                           wanted, args))
                     timings[f"generate_{name}{AFTER_FEEDBACK}_s"] = time.perf_counter() - start
-                url_of = {i.document_id: i.url for i in items_by_author[name]}
-                per_author = drafts_cache.setdefault(name, {})
-                for output in outputs:
-                    per_author.setdefault(output.variant + AFTER_FEEDBACK, {})[url_of[output.document_id]] = {
-                        "text": output.text, "seconds": output.seconds, "passages": output.passages,
-                        "revisions": output.revisions, "error": output.error, "key": draft_key,
-                        "adapter_version": adapter.version,
-                    }
-                    drafted_after_feedback.add((name, output.variant + AFTER_FEEDBACK))
+                cache_drafts(drafts_cache.setdefault(name, {}), items_by_author[name], outputs, draft_key,
+                             adapter.version, suffix=AFTER_FEEDBACK)
+                drafted_after_feedback.update((name, output.variant + AFTER_FEEDBACK) for output in outputs)
                 _write_json(data_dir / DRAFTS_FILE, drafts_cache)
 
         # 4. the judge -----------------------------------------------------------------------------------
