@@ -7,8 +7,9 @@ Private by design, and imported only when the user asks for it (``twin import AU
   into answers and what the others said just before into the prompt.
 - **Other people are scrubbed at import**, before anything is stored: their names (as senders and inside
   messages), @mentions, phone numbers and email addresses become ``[name]``, ``[phone]``, ``[email]``.
-  Names of people who are not in the chat ("I saw Maria and Tom") are found by `NameFinder` from Faker's
-  name lists read in context (no model); the author's own name stays.
+  The members' names are also found in lower or upper case ("lol maya") unless that word is an ordinary
+  one ("will"). Names of people who are not in the chat ("I saw Maria and Tom") are found by `NameFinder`
+  from Faker's name lists read in context (no model), capitalised only; the author's own name stays.
 - **Never material for public drafts**: conversations are not embedded (no chunks, so no retrieval hit),
   are not posts (so never style examples), and `forget_private_source` removes a chat with everything
   derived from it (documents, any chunks, dataset snapshots) and names the adapters trained on it.
@@ -248,6 +249,10 @@ class Scrubber:
             names.update(token for token in NAME_TOKEN_RE.findall(name)
                          if len(token) >= 3 and token[0].isupper() and token.casefold() not in own)
         names.discard("")
+        # The members are known people: their names go in lower or upper case too ("lol maya"), unless the
+        # lower-case word is an ordinary one ("will", "grace").
+        names.update(variant for token in list(names) if " " not in token and token.casefold() not in COMMON_NAME_WORDS
+                     for variant in (token.lower(), token.upper()))
         ordered = sorted(names, key=len, reverse=True)  # "Anna Lee" before "Anna"
         self.names_re = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in ordered) + r")(?!\w)")
                          if ordered else None)

@@ -389,6 +389,9 @@ def test_the_scrubber_replaces_outsiders_and_members_and_keeps_the_author() -> N
     assert scrub("Maria Gonzalez's cake") == "[name]'s cake"  # a full name is one [name]
     # the author's own name stays, the chat's other member goes wherever it is
     assert scrub("Tova here, Maya and Okafor said hi") == "Tova here, [name] and [name] said hi"
+    # a member's name in lower or upper case goes too, unless that word is an ordinary one
+    assert scrub("lol maya and OKAFOR will mark it") == "lol [name] and [name] will mark it"
+    assert Scrubber(["Will Grace"])("i will grace it, Will") == "i will grace it, [name]"
     # lower-case words that are also names are left alone, and a link keeps its path
     assert scrub("i will mark it, grace period, https://example.com/Maria") == \
         "i will mark it, grace period, https://example.com/Maria"
