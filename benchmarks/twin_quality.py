@@ -78,6 +78,9 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 MODELS_CACHE = Path(os.environ.get("TWIN_TEST_MODELS_DIR", REPO_ROOT / ".cache" / "models"))
 
 ALL_AUTHORS: tuple[str, ...] = ("chris_wellons", "simon_willison_til", "josh_branchaud_til", "brandur_leach_atoms")
+DEMO_AUTHOR = "tova"
+"""`make demo`'s author (demo/content, written by us): ``--authors tova`` runs the same checks on the demo's
+twin, with a sixth judge class and ``--demo-held-out`` of her articles held out."""
 DEFAULT_AUTHORS: tuple[str, ...] = ("chris_wellons", "simon_willison_til")
 GENERATED_VARIANTS: tuple[str, ...] = ("base", "base_retrieval", "adapter", "adapter_retrieval", "agent")
 DEFAULT_VARIANTS: tuple[str, ...] = ("base", "base_retrieval", "adapter", "agent")
@@ -126,11 +129,34 @@ def _title_key(title: str | None) -> str:
     return re.sub(r"\W+", " ", (title or "").lower()).strip()
 
 
+def demo_corpus() -> list[dict]:
+    """The demo author's writing as corpus rows: blog and LinkedIn articles (titled), LinkedIn posts and X
+    posts and threads (untitled). The demo site's address placeholder becomes a fixed example host."""
+    from demo.authoring import (BASE_HOST_PLACEHOLDER, BASE_URL_PLACEHOLDER, load_articles, load_linkedin_articles,
+                                load_linkedin_posts, load_x_source)
+
+    def plain(text: str) -> str:
+        return text.replace(BASE_URL_PLACEHOLDER, "https://leakyjoint.example").replace(
+            BASE_HOST_PLACEHOLDER, "leakyjoint.example").strip()
+
+    rows = [{"title": a.title, "text": plain(a.body_markdown), "date": a.date.isoformat(), "path": f"blog/{a.slug}"}
+            for a in load_articles()]
+    rows += [{"title": a.title, "text": plain(a.body_markdown), "date": a.published.isoformat(),
+              "path": f"linkedin-article/{a.slug}"} for a in load_linkedin_articles()]
+    rows += [{"title": None, "text": plain(p.text), "date": p.date.isoformat(), "path": f"linkedin/{i}"}
+             for i, p in enumerate(load_linkedin_posts()) if p.text]
+    rows += [{"title": None, "text": plain("\n\n".join([p.text, *p.parts]).strip()), "date": p.date.isoformat(),
+              "path": f"x/{i}"} for i, p in enumerate(load_x_source().posts) if p.kind in ("post", "thread")]
+    return [r for r in rows if r["text"]]
+
+
 def split_corpus(author: str, held_out: int = 12, seed: int = 0, train_docs: int | None = None) -> Split:
     """Seeded split by document. Held-out posts need >= 100 words and a title (in a corpus of titled posts);
     a post sharing a held-out post's title is dropped from both sides."""
-    rows = [dict(r, _row=i) for i, r in enumerate(load_corpus(author)) if (r.get("text") or "").strip()]
-    titled = sum(bool(r.get("title")) for r in rows) >= len(rows) / 2  # brandur's atoms have none
+    corpus = demo_corpus() if author == DEMO_AUTHOR else load_corpus(author)
+    rows = [dict(r, _row=i) for i, r in enumerate(corpus) if (r.get("text") or "").strip()]
+    # brandur's atoms are mostly untitled; the demo author's short posts are, her articles are not
+    titled = author == DEMO_AUTHOR or sum(bool(r.get("title")) for r in rows) >= len(rows) / 2
     order = list(range(len(rows)))
     random.Random(f"twin-quality:{seed}:{author}").shuffle(order)
     held: list[dict] = []
@@ -599,6 +625,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--authors", default=",".join(DEFAULT_AUTHORS),
                         help=f"comma-separated corpora to benchmark (of {', '.join(ALL_AUTHORS)}; need titles)")
     parser.add_argument("--held-out", type=int, default=12, help="held-out titled posts per author (>= 12)")
+    parser.add_argument("--demo-held-out", type=int, default=3,
+                        help=f"held-out articles of the demo author ({DEMO_AUTHOR}: ten articles in all)")
     parser.add_argument("--train-docs", type=int, default=0, help="posts the product collects per author (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-train", action="store_true", help="use the adapter already in --data-dir")
@@ -631,16 +659,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "twin_quality.json")
     args = parser.parse_args(argv)
     args.authors = [a.strip() for a in args.authors.split(",") if a.strip()]
-    unknown = [a for a in args.authors if a not in ALL_AUTHORS]
+    unknown = [a for a in args.authors if a not in (*ALL_AUTHORS, DEMO_AUTHOR)]
     if unknown or len(args.authors) < 1:
-        parser.error(f"unknown author(s) {unknown}; choose from {ALL_AUTHORS}")
+        parser.error(f"unknown author(s) {unknown}; choose from {(*ALL_AUTHORS, DEMO_AUTHOR)}")
     if "brandur_leach_atoms" in args.authors:
         parser.error("brandur_leach_atoms has no titles to build briefs from; it is a judge class only")
     args.variants = [] if args.variants.strip() == "none" else [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in args.variants if v not in GENERATED_VARIANTS]
     if bad:
         parser.error(f"unknown variant(s) {bad}; choose from {GENERATED_VARIANTS}")
-    if args.held_out < 12:
+    if args.held_out < 12 and args.authors != [DEMO_AUTHOR]:
         print("warning: the spec asks for >= 12 held-out titles", file=sys.stderr)
     return args
 
@@ -667,8 +695,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
     settings.ensure_dirs()
     data_dir = args.data_dir
     manifest = _read_json(data_dir / MANIFEST_FILE, {})
-    splits = {a: split_corpus(a, args.held_out, args.seed, args.train_docs or None if a in args.authors else None)
-              for a in ALL_AUTHORS}
+    judged = (*ALL_AUTHORS, DEMO_AUTHOR) if DEMO_AUTHOR in args.authors else ALL_AUTHORS
+    splits = {a: split_corpus(a, args.demo_held_out if a == DEMO_AUTHOR else args.held_out, args.seed,
+                              args.train_docs or None if a in args.authors else None)
+              for a in judged}
     timings: dict[str, float] = {}
 
     store = DocumentStore.from_url(settings.resolved_database_url)
