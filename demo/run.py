@@ -1,6 +1,6 @@
 """`make demo`: the whole product on embedded defaults, through its real paths.
 
-    python -m demo.run [--port 8765] [--site-port 8799] [--max-steps 12] [--exit-when-ready]
+    python -m demo.run [--port 8765] [--site-port 8799] [--max-steps 32] [--exit-when-ready]
 
 1. builds the demo author's site, export ZIPs and git repo, and serves them on 127.0.0.1;
 2. starts the service (API, web page, Ray Serve model, scheduler) on embedded defaults;
@@ -39,10 +39,10 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     settings.serve.port = args.port
     settings.allowed_hosts = sorted({*settings.allowed_hosts, "127.0.0.1"})
     settings.train.max_steps = args.max_steps
-    # A first adapter in minutes on a 2-core CPU (a 512-token step takes ~80 s there, a 256-token one ~25 s);
-    # `twin train` with the defaults makes a better one later.
-    settings.train.max_length = min(settings.train.max_length, 256)
-    settings.train.dpo_max_steps = max(2, args.max_steps // 4)
+    # A first adapter in ~12 minutes on a 2-core CPU. Measured on the demo author with 3 articles held out
+    # (benchmarks/results/twin_quality_demo*.json): 12 steps of 256 tokens (~5 min) left the twin judged hers
+    # 0 times in 3; 34 steps at the default 384 tokens (13 min) 3 in 3, perplexity ratio 0.50.
+    settings.train.dpo_max_steps = max(2, args.max_steps // 8)
     settings.train.dpo_max_pairs = min(settings.train.dpo_max_pairs, 8)  # base-model answers take minutes on CPU
     return settings
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--site-port", type=int, default=8799, help="Fixed, so documents keep their URLs.")
-    parser.add_argument("--max-steps", type=int, default=12, help="SFT steps for the first adapter.")
+    parser.add_argument("--max-steps", type=int, default=32, help="SFT steps for the first adapter.")
     parser.add_argument("--exit-when-ready", action="store_true", help="Stop after printing the URL (tests).")
     args = parser.parse_args(argv)
 
