@@ -37,8 +37,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "lr_5e-4": {"learning_rate": 5e-4},
     "lr_1e-3": {"learning_rate": 1e-3},
+    "lr_2e-3": {"learning_rate": 2e-3},
     "rank_64": {"lora_r": 64, "lora_alpha": 128},
     "max_length_256": {"max_length": 256},
+    "no_dropout": {"lora_dropout": 0.0},
 }
 
 
