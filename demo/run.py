@@ -39,7 +39,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     settings.serve.port = args.port
     settings.allowed_hosts = sorted({*settings.allowed_hosts, "127.0.0.1"})
     settings.train.max_steps = args.max_steps
-    # A first adapter in ~12 minutes on a 2-core CPU. Measured on the demo author with 3 articles held out
+    # A first adapter in ~14 minutes on a 2-core CPU (the whole demo: 16). Measured on the demo author with 3 articles held out
     # (benchmarks/results/twin_quality_demo*.json): 12 steps of 256 tokens (~5 min) left the twin judged hers
     # 0 times in 3; 34 steps at the default 384 tokens (13 min) 3 in 3, perplexity ratio 0.50.
     settings.train.dpo_max_steps = max(2, args.max_steps // 8)
