@@ -39,6 +39,11 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     settings.serve.port = args.port
     settings.allowed_hosts = sorted({*settings.allowed_hosts, "127.0.0.1"})
     settings.train.max_steps = args.max_steps
+    # Her commits in the demo repo are hers (`twin train tova --with-code` learns them); yours come from
+    # TWIN_CRAWL__GIT_IDENTITIES.
+    from demo.build import REPO_AUTHOR
+
+    settings.crawl.git_identities = sorted({*settings.crawl.git_identities, REPO_AUTHOR[1]})
     # A first adapter in ~14 minutes on a 2-core CPU (the whole demo: 16). Measured on the demo author with 3 articles held out
     # (benchmarks/results/twin_quality_demo*.json): 12 steps of 256 tokens (~5 min) left the twin judged hers
     # 0 times in 3; 34 steps at the default 384 tokens (13 min) 3 in 3, perplexity ratio 0.50.
