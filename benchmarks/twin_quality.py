@@ -13,6 +13,11 @@
     python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --train-docs 80 --skip-train --variants base,adapter
     python -m benchmarks.twin_quality --data-dir /tmp/twin-quality --train-docs 80 --skip-train --variants agent --limit 6
 
+    # make demo's author (demo/content, 3 of her articles held out) at the demo's budget, ~35 min in all
+    python -m benchmarks.twin_quality --data-dir /tmp/twin-quality-demo --authors tova --demo-held-out 3 \
+        --sft-steps 32 --dpo-steps 4 --dpo-pairs 16 --max-new-tokens 160 --judge-base-samples 96 \
+        --variants base,base_retrieval,adapter,adapter_retrieval,agent
+
     # smoke: one author, tiny everything
     python -m benchmarks.twin_quality --data-dir /tmp/twin-quality-smoke --authors chris_wellons \\
         --train-docs 40 --limit 3 --workers 1 --sft-steps 4 --dpo-steps 1 --dpo-pairs 4 \\
