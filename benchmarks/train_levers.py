@@ -40,7 +40,6 @@ LEVERS: dict[str, dict[str, Any]] = {
     "lr_2e-3": {"learning_rate": 2e-3},
     "rank_64": {"lora_r": 64, "lora_alpha": 128},
     "max_length_256": {"max_length": 256},
-    "no_dropout": {"lora_dropout": 0.0},
 }
 
 

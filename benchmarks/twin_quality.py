@@ -137,20 +137,19 @@ def _title_key(title: str | None) -> str:
 def demo_corpus() -> list[dict]:
     """The demo author's writing as corpus rows: blog and LinkedIn articles (titled), LinkedIn posts and X
     posts and threads (untitled). The demo site's address placeholder becomes a fixed example host."""
-    from demo.authoring import (BASE_HOST_PLACEHOLDER, BASE_URL_PLACEHOLDER, load_articles, load_linkedin_articles,
-                                load_linkedin_posts, load_x_source)
+    from demo.authoring import load_articles, load_linkedin_articles, load_linkedin_posts, load_x_source
+    from demo.build import substitute_placeholders
 
     def plain(text: str) -> str:
-        return text.replace(BASE_URL_PLACEHOLDER, "https://leakyjoint.example").replace(
-            BASE_HOST_PLACEHOLDER, "leakyjoint.example").strip()
+        return substitute_placeholders(text.encode(), "https://leakyjoint.example").decode().strip()
 
-    rows = [{"title": a.title, "text": plain(a.body_markdown), "date": a.date.isoformat(), "path": f"blog/{a.slug}"}
-            for a in load_articles()]
+    rows = [{"title": a.title, "text": plain(a.body_markdown), "date": a.date.isoformat(),
+             "path": f"blog/{a.slug}"} for a in load_articles()]
     rows += [{"title": a.title, "text": plain(a.body_markdown), "date": a.published.isoformat(),
               "path": f"linkedin-article/{a.slug}"} for a in load_linkedin_articles()]
     rows += [{"title": None, "text": plain(p.text), "date": p.date.isoformat(), "path": f"linkedin/{i}"}
              for i, p in enumerate(load_linkedin_posts()) if p.text]
-    rows += [{"title": None, "text": plain("\n\n".join([p.text, *p.parts]).strip()), "date": p.date.isoformat(),
+    rows += [{"title": None, "text": plain("\n\n".join([p.text, *p.parts])), "date": p.date.isoformat(),
               "path": f"x/{i}"} for i, p in enumerate(load_x_source().posts) if p.kind in ("post", "thread")]
     return [r for r in rows if r["text"]]
 
@@ -251,8 +250,9 @@ def run_training(store: Any, settings: Any, author_name: str, config: Any, label
     start = time.perf_counter()
     adapter = train(
         store, author_name, settings, config,
-        progress=lambda e: _log(f"  {label} {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} {e.event} "
-                                f"{e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)} {e.message}"),
+        progress=lambda e: _log(f"  {label} {author_name} [{time.perf_counter() - start:5.0f}s] {e.stage} "
+                                f"{e.event} {e.step}/{e.total} {'' if e.loss is None else round(e.loss, 3)} "
+                                f"{e.message}"),
     )
     return adapter, (time.perf_counter() - start) / 60
 
@@ -779,8 +779,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
                         outputs = await generate_drafts(ingestion, store, model, name, items_by_author[name],
                                                         args.variants, args)
                         timings[f"generate_{name}_s"] = time.perf_counter() - start
-                        cache_drafts(drafts_cache.setdefault(name, {}), items_by_author[name], outputs, draft_key,
-                                     adapter.version if adapter else None)
+                        cache_drafts(drafts_cache.setdefault(name, {}), items_by_author[name], outputs,
+                                     draft_key, adapter.version if adapter else None)
                         _write_json(data_dir / DRAFTS_FILE, drafts_cache)
 
                 asyncio.run(generate_all())

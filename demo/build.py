@@ -154,7 +154,8 @@ def normalise_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def _substitute(data: bytes, base_url: str) -> bytes:
+def substitute_placeholders(data: bytes, base_url: str) -> bytes:
+    """The demo content's ``{{BASE_URL}}`` and ``{{BASE_HOST}}`` filled in for a site served at `base_url`."""
     host = urlsplit(base_url).netloc + urlsplit(base_url).path
     return data.replace(BASE_URL_PLACEHOLDER.encode(), base_url.encode()).replace(
         BASE_HOST_PLACEHOLDER.encode(), host.encode()
@@ -167,7 +168,7 @@ def _copy_substituted(source: Path, target: Path, base_url: str) -> None:
         if path.is_file():
             destination = target / path.relative_to(source)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(_substitute(path.read_bytes(), base_url))
+            destination.write_bytes(substitute_placeholders(path.read_bytes(), base_url))
 
 
 def _write_zip(source: Path, target: Path, base_url: str) -> None:
@@ -179,7 +180,7 @@ def _write_zip(source: Path, target: Path, base_url: str) -> None:
                 info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=ZIP_TIMESTAMP)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
-                archive.writestr(info, _substitute(path.read_bytes(), base_url))
+                archive.writestr(info, substitute_placeholders(path.read_bytes(), base_url))
 
 
 def _git(args: list[str], cwd: Path, when: str | None = None) -> str:

@@ -44,9 +44,9 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     from demo.build import REPO_AUTHOR
 
     settings.crawl.git_identities = sorted({*settings.crawl.git_identities, REPO_AUTHOR[1]})
-    # A first adapter in ~14 minutes on a 2-core CPU (the whole demo: 16). Measured on the demo author with 3 articles held out
-    # (benchmarks/results/twin_quality_demo*.json): 12 steps of 256 tokens (~5 min) left the twin judged hers
-    # 0 times in 3; 34 steps at the default 384 tokens (13 min) 3 in 3, perplexity ratio 0.50.
+    # A first adapter in ~14 minutes on a 2-core CPU (the whole demo: 16). Measured on the demo author with 3
+    # articles held out (benchmarks/results/twin_quality_demo*.json): 12 steps of 256 tokens (~5 min) left
+    # the twin judged hers 0 times in 3; 34 steps at the default 384 tokens (13 min) 3 in 3, perplexity 0.50.
     settings.train.dpo_max_steps = max(2, args.max_steps // 8)
     settings.train.dpo_max_pairs = min(settings.train.dpo_max_pairs, 8)  # base-model answers take minutes on CPU
     return settings

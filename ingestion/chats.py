@@ -251,7 +251,8 @@ class Scrubber:
         names.discard("")
         # The members are known people: their names go in lower or upper case too ("lol maya"), unless the
         # lower-case word is an ordinary one ("will", "grace").
-        names.update(variant for token in list(names) if " " not in token and token.casefold() not in COMMON_NAME_WORDS
+        names.update(variant for token in list(names)
+                     if " " not in token and token.casefold() not in COMMON_NAME_WORDS
                      for variant in (token.lower(), token.upper()))
         ordered = sorted(names, key=len, reverse=True)  # "Anna Lee" before "Anna"
         self.names_re = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in ordered) + r")(?!\w)")
