@@ -136,6 +136,9 @@ def main() -> None:
     parser.add_argument("--levers", default=",".join(LEVERS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    unknown = [name for name in args.levers.split(",") if name not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
