@@ -295,3 +295,18 @@ def test_build_is_deterministic_and_the_cli_prints_where_things_are(tmp_path: Pa
     assert again.repo_head == first.repo_head
     with pytest.raises(ValueError):
         build(tmp_path / "three", "127.0.0.1:9")
+
+
+def test_the_voice_benchmark_splits_the_demo_author_like_a_corpus_author():
+    """`benchmarks.twin_quality --authors tova` needs no ../shared/corpora: her own writing is the corpus."""
+    from benchmarks.judge import word_count
+    from benchmarks.twin_quality import DEMO_AUTHOR, split_corpus
+
+    split = split_corpus(DEMO_AUTHOR, held_out=3, seed=0)
+    assert len(split.held_out) == 3
+    assert all(r["title"] and word_count(r["text"]) >= 100 for r in split.held_out)  # articles, not tweets
+    held = {r["title"] for r in split.held_out}
+    assert not held & {r["title"] for r in split.train}
+    texts = [r["text"] for r in (*split.held_out, *split.train)]
+    assert sum(r["title"] is None for r in split.train) >= 40  # her LinkedIn and X posts are collected too
+    assert not any("{{" in text for text in texts)  # the demo site's address placeholder is filled in
