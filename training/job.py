@@ -16,6 +16,7 @@ import os
 import queue as std_queue
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,9 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
             "(TWIN_SERVE__RAY_ADDRESS)."
         )
     if not on_cluster and free < needed:
+        # a run that just ended (this process's or another's) hands its workers' CPUs back a moment later
+        free = wait_for_free(resource, needed, settings.train.busy_wait_s)
+    if not on_cluster and free < needed:
         if started:
             ray.shutdown()
         raise Unavailable(
@@ -126,6 +130,31 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
             "Wait for the running work to finish or use fewer --workers."
         )
     return started
+
+
+def wait_for_free(resource: str, amount: float, timeout_s: float) -> float:
+    """Poll Ray until ``amount`` of ``resource`` is free or ``timeout_s`` passes; the free amount.
+
+    Ray returns an ended Train run's or task's resources asynchronously (its actors and worker processes
+    exit after the result is back), so a check made right after one sees them still held.
+    """
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    free = ray.available_resources().get(resource, 0)
+    while free < amount and time.monotonic() < deadline:
+        time.sleep(0.2)
+        free = ray.available_resources().get(resource, 0)
+    return free
+
+
+def _settled(resource: str, before: float) -> None:
+    """On a local Ray, wait (briefly) until what a finished stage held is free again, so that the next stage
+    and the next job see every CPU. A cluster's other work may take them meanwhile: nothing to wait for."""
+    import ray
+
+    if len([node for node in ray.nodes() if node.get("Alive")]) == 1:
+        wait_for_free(resource, before, timeout_s=30.0)
 
 
 def resolve_worker_cpus(settings: Settings, config: TrainConfig) -> TrainConfig:
@@ -159,6 +188,7 @@ def run_stage(
     init_adapter: Any = None,
 ) -> Result:
     """One TorchTrainer run; its progress events are relayed to ``progress`` while it runs."""
+    import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Empty, Queue
@@ -193,6 +223,8 @@ def run_stage(
         ),
     )
     outcome: std_queue.Queue[Any] = std_queue.Queue()
+    resource = "GPU" if config.use_gpu else "CPU"
+    free_before = ray.available_resources().get(resource, 0)
 
     def fit() -> None:
         try:
@@ -223,6 +255,7 @@ def run_stage(
         events.shutdown()
     except Exception:  # noqa: BLE001
         pass
+    _settled(resource, free_before)
     if isinstance(result, BaseException):
         raise TwinError(f"{stage.upper()} training failed: {result}") from result
     if result.error is not None:
@@ -255,7 +288,12 @@ def _on_ray(fn: Callable[..., Any], config: TrainConfig) -> Callable[..., Any]:
     )
 
     def call(*args: Any) -> Any:
-        return ray.get(remote.remote(*args))
+        resource = "GPU" if config.use_gpu else "CPU"
+        free_before = ray.available_resources().get(resource, 0)
+        try:
+            return ray.get(remote.remote(*args))
+        finally:
+            _settled(resource, free_before)
 
     return call
 

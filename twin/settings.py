@@ -142,6 +142,9 @@ class TrainSettings(BaseModel):
     code_mix: bool = False
     """Also learn the author's code (`twin train --with-code`): each change they committed becomes examples
     (commit message -> the lines they added; docstring -> function), with its own held-out perplexity."""
+    busy_wait_s: float = 30.0
+    """How long a training request on a local Ray waits for CPUs held by work that is ending (a run that
+    just finished returns them a moment later) before it is refused as busy."""
     save_steps: int = 25
     """Checkpoint every this many optimizer steps; a restarted worker resumes from the last one."""
     logging_steps: int = 1
