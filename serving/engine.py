@@ -42,6 +42,7 @@ from serving.generation import (
     _held_back,
     _row_generator,
     adapter_name_for,
+    sample_token,
 )
 from serving.static_engine import BatchEngine
 from twin.domain import TwinError
@@ -348,14 +349,7 @@ class ContinuousEngine:
                 scores = control(completion, scores)
         if row.generator is None:
             return int(scores.argmax(dim=-1))
-        params = row.params
-        probs = torch.softmax(scores[0] / params.temperature, dim=-1)
-        if params.top_p < 1.0:
-            sorted_probs, order = probs.sort(descending=True)
-            outside = sorted_probs.cumsum(-1) - sorted_probs > params.top_p
-            sorted_probs[outside] = 0.0
-            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-        return int(torch.multinomial(probs, 1, generator=row.generator))
+        return sample_token(scores[0], row.params.temperature, row.params.top_p, row.generator)
 
     def _advance(self, row: _Row, token: int) -> None:
         """Record a row's new token: end of turn, stop strings, length; stream what is safe to show."""

@@ -176,6 +176,31 @@ def _row_generator(params: SamplingParams) -> torch.Generator:
     return generator
 
 
+NUCLEUS_CANDIDATES = 256
+"""Top-p looks for the nucleus among this many most likely tokens first (sorting the whole vocabulary, 49k
+tokens, each step cost more than the rest of sampling); only when they hold less than ``top_p`` of the
+probability does it sort everything."""
+
+
+def sample_token(scores: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """One token drawn from a row's scores (a 1-D tensor over the vocabulary) with temperature and top-p.
+
+    Exact nucleus sampling: the nucleus is the smallest set of most likely tokens whose probability reaches
+    ``top_p`` (the token that crosses it included), renormalised by ``multinomial``.
+    """
+    import torch
+
+    probs = torch.softmax(scores / temperature, dim=-1)
+    if top_p >= 1.0:
+        return int(torch.multinomial(probs, 1, generator=generator))
+    top, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]))
+    if float(top.sum()) < top_p:
+        top, order = probs.sort(descending=True)
+    outside = top.cumsum(-1) - top > top_p
+    top = top.masked_fill(outside, 0.0)
+    return int(order[torch.multinomial(top, 1, generator=generator)])
+
+
 async def final_generation(chunks: AsyncIterator[StreamChunk]) -> Generation:
     """The whole generation of a stream: its last chunk carries it (``final``)."""
     final: Generation | None = None

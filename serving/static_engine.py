@@ -21,6 +21,7 @@ from serving.generation import (
     _held_back,
     _row_generator,
     adapter_name_for,
+    sample_token,
 )
 from twin.domain import NotFound, TwinError
 
@@ -83,13 +84,8 @@ class _PerRowSampler:
             scores[i] = row_scores[0]
         for i in self.sampled:
             row = self.rows[i]
-            probs = torch.softmax(scores[i] / row.job.params.temperature, dim=-1)
-            if row.job.params.top_p < 1.0:
-                sorted_probs, order = probs.sort(descending=True)
-                outside = sorted_probs.cumsum(-1) - sorted_probs > row.job.params.top_p
-                sorted_probs[outside] = 0.0
-                probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-            token = torch.multinomial(probs, 1, generator=row.generator)
+            assert row.generator is not None
+            token = sample_token(scores[i], row.job.params.temperature, row.job.params.top_p, row.generator)
             scores[i].fill_(float("-inf"))
             scores[i, token] = 0.0
         return scores

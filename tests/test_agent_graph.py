@@ -311,6 +311,9 @@ async def test_opik_traces_each_node_and_attaches_critique_scores(world, monkeyp
     import opik
 
     monkeypatch.setenv("OPIK_TRACK_DISABLE", "false")
+    # Reading the recorded traces flushes the client's queue first; conftest's 1 s cap (which keeps runs whose
+    # Opik is unreachable from waiting at exit) can cut that flush short on a busy machine: no traces.
+    monkeypatch.setenv("OPIK_DEFAULT_FLUSH_TIMEOUT", "60")
     opik.set_tracing_active(True)
     settings = world.settings.model_copy(update={"opik_url": "http://127.0.0.1:9/api"})  # never reached
     deps = AgentDeps(settings=settings, store=world.store, ingestion=world.ingestion, model=ScriptedModel([GOOD]))
