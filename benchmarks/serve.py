@@ -4,13 +4,13 @@
 
 One run measures, in order:
 1. the model deployment (SmolLM2 on a local Ray Serve, through `ModelClient`, one CPU for the replica), for
-   each deployment in ``--deployments`` (``static-fp32``: today's ``@serve.batch`` engine; ``continuous-fp32``:
-   the default, iteration-level batching; ``continuous-int4``: the same with int4 weights):
+   each deployment in ``--deployments`` (``static-fp32``: the ``@serve.batch`` engine; ``continuous-fp32``:
+   iteration-level batching; ``continuous-int4``: the same with int4 weights, the default):
    - single-stream tokens/s and aggregate tokens/s with ``--concurrency`` requests at once (greedy);
    - time to first token (TTFT) of a request on an idle replica, and of a newly arriving request while
      ``--concurrency - 1`` clients keep the replica busy with long streams (so N requests in all);
      target: p95 under load <= 2x idle;
-   - on the default deployment, the replica's RSS with the base model alone and with 8 LoRA adapters loaded
+   - on the continuous deployments, the replica's RSS with the base model alone and with 8 LoRA adapters loaded
      (r=16 on every projection, as training makes them); target <= 1.2x;
 2. the product end to end (unless ``--skip-chat``): a real uvicorn server of `create_app` (its own model
    deployment, embedded Qdrant and SQLite) answering `/api/chat` for an author whose posts are stored, one
@@ -53,6 +53,8 @@ DEPLOYMENTS = {
     "continuous-fp32": ("continuous", "none"),
     "continuous-int4": ("continuous", "int4"),
 }
+DEFAULT_DEPLOYMENT = "continuous-int4"
+"""What `twin serve` runs on the built-in model (TWIN_SERVE__MODEL_ENGINE / MODEL_QUANTIZE defaults)."""
 
 CHAT_PROMPTS = [
     "Write about what a year of writing every day taught me.",
@@ -227,7 +229,7 @@ def model_part(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.deployments.split(","):
             print(f"== deployment {name}", flush=True)
             client = _deploy(base, name, args.concurrency)
-            with_adapters = adapters if name == "continuous-fp32" else None
+            with_adapters = adapters if name.startswith("continuous") else None
             out[name] = asyncio.run(_deployment(client, args, with_adapters))
             out[name]["load_avg_after"] = os.getloadavg()
             print(json.dumps(out[name], indent=1), flush=True)
@@ -335,7 +337,7 @@ def main() -> None:
     parser.add_argument("--ttft-requests", type=int, default=10, help="TTFT samples, idle and under load each")
     parser.add_argument("--load-tokens", type=int, default=128, help="length of each background request")
     parser.add_argument("--adapters", type=int, default=8, help="LoRA adapters for the memory check (0: skip)")
-    parser.add_argument("--chat-deployment", default="continuous-fp32", choices=list(DEPLOYMENTS))
+    parser.add_argument("--chat-deployment", default=DEFAULT_DEPLOYMENT, choices=list(DEPLOYMENTS))
     parser.add_argument("--chat-requests", type=int, default=8)
     parser.add_argument("--chat-max-new-tokens", type=int, default=96)
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
@@ -364,18 +366,18 @@ def main() -> None:
     print(json.dumps(report["llama_cpp"], indent=1), flush=True)
     report["model"] = {} if args.skip_model else model_part(args)
     models = report["model"]
-    if "continuous-fp32" in models:
-        default = models["continuous-fp32"]
+    if DEFAULT_DEPLOYMENT in models:
+        default = models[DEFAULT_DEPLOYMENT]
         report["targets"] = {
-            "default_deployment": "continuous-fp32",
+            "default_deployment": DEFAULT_DEPLOYMENT,
             "single_stream_tokens_per_s": default["single"]["tokens_per_s"],
             "aggregate_tokens_per_s_at_concurrency": default["aggregate"]["tokens_per_s"],
             "ttft_p95_under_load_to_idle": default["ttft"]["ratio_p95_under_load_to_idle_p50"],
             "ttft_target_met": default["ttft"]["ratio_p95_under_load_to_idle_p50"] <= 2.0,
             "rss_with_8_adapters_to_base": default.get("memory", {}).get("ratio"),
         }
-        for name in ("static-fp32", "continuous-int4"):
-            if name in models:
+        for name in DEPLOYMENTS:
+            if name in models and name != DEFAULT_DEPLOYMENT:
                 report["targets"][name] = {
                     "single_stream_tokens_per_s": models[name]["single"]["tokens_per_s"],
                     "aggregate_tokens_per_s_at_concurrency": models[name]["aggregate"]["tokens_per_s"],

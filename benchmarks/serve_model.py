@@ -8,7 +8,8 @@ so their ratios hold on a shared machine:
   ``--concurrency`` requests submitted at once: the same prompts and length budget for every engine, tokens/s
   of what each produced (long-post prompts: the exact engines all run to the budget);
 - greedy agreement with the reference (plain ``model.generate`` in fp32, one prompt at a time) on a fixed
-  prompt set: identical completions, and the mean number of leading tokens that agree.
+  prompt set: identical completions, and the mean number of leading tokens that agree;
+- the base model's perplexity on the corpus authors' last posts with fp32 and with int4 weights.
 
 Engines: ``static-fp32`` (one ``generate`` per batch, today's `BatchEngine`), ``continuous-fp32`` (the step
 loop, `serving.engine.ContinuousEngine`), ``continuous-bf16`` (bf16 weights and activations),
@@ -142,6 +143,38 @@ def measure(name: str, base_model: str, args: argparse.Namespace, reference: lis
     return result
 
 
+PERPLEXITY_AUTHORS = ["chris_wellons", "simon_willison_til", "brandur_leach_atoms", "josh_branchaud_til"]
+
+
+def perplexity_part(base_model: str, posts_per_author: int, max_tokens: int) -> dict[str, Any]:
+    """Perplexity of the corpus authors' last posts (first ``max_tokens`` tokens each) under the base model as
+    each weight format serves it: what int4 costs in quality, without sampling noise."""
+    import math
+
+    import torch
+
+    from benchmarks.corpus_site import CORPORA_DIR, load_corpus
+    from serving.generation import ModelConfig
+    from serving.static_engine import BatchEngine
+
+    if not CORPORA_DIR.exists():
+        return {"measured_here": None, "why_not": f"no corpora at {CORPORA_DIR}"}
+    texts = [item["text"] for name in PERPLEXITY_AUTHORS for item in load_corpus(name)[-posts_per_author:]]
+    out: dict[str, Any] = {"posts": len(texts), "authors": PERPLEXITY_AUTHORS, "max_tokens": max_tokens}
+    for quantize in ("none", "int4"):
+        runtime = BatchEngine(ModelConfig(base_model=base_model, quantize=quantize))
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for text in texts:
+                ids = runtime.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens).input_ids
+                loss = runtime.base(input_ids=ids, labels=ids).loss.item()
+                total, count = total + loss * (ids.shape[1] - 1), count + ids.shape[1] - 1
+        out[quantize] = math.exp(total / count)
+        del runtime
+    out["int4_to_fp32"] = out["int4"] / out["none"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -150,6 +183,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="single-request runs (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a replica gets 1 CPU by default)")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {list(ENGINES)}")
+    parser.add_argument("--perplexity-posts", type=int, default=8, help="per corpus author (0: skip)")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_model.json")
     args = parser.parse_args()
 
@@ -195,6 +229,10 @@ def main() -> None:
                              "aggregate": round(e["aggregate_tokens_per_s"], 1)} for n, e in engines.items()},
         "llama_cpp_single_stream_tokens_per_s_reported_in_issue_14": 98,
     }
+    if args.perplexity_posts:
+        print("== perplexity, fp32 and int4 weights", flush=True)
+        report["perplexity"] = perplexity_part(base_model, args.perplexity_posts, 384)
+        print(json.dumps(report["perplexity"], indent=1), flush=True)
     report["load_avg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+INT4_GROUP = 32
+"""Weights per scale and zero point (as in GGUF's Q4 formats)."""
+
 
 def quantize_for_cpu(model: Any) -> bool:
     """Int4 weights for every linear layer of the decoder whose weights are exactly int4 in groups of 32 (as
@@ -27,27 +30,15 @@ def quantize_for_cpu(model: Any) -> bool:
 
     import torch
 
-    group = 32
-    plans = []
-    for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head") or module.bias is not None:
-            continue
-        weight = module.weight.data.float()
-        rows, cols = weight.shape
-        if cols % group:
-            return False
-        grouped = weight.reshape(rows, cols // group, group)
-        low = grouped.amin(-1)
-        step = (grouped.amax(-1) - low) / 15
-        step = torch.where(step == 0, torch.ones_like(step), step)
-        levels = torch.round((grouped - low[..., None]) / step[..., None]).clamp(0, 15)
-        if not torch.equal(levels * step[..., None] + low[..., None], grouped):
-            return False
-        plans.append((module, levels.reshape(rows, cols).to(torch.int32), step, low))
-    if not plans:
+    layers = [module for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and module.bias is None]
+    # Check every layer before changing any (nothing changes unless all are int4), then pack one layer at a
+    # time: holding every layer's levels at once took 1 GB that the replica's allocator kept afterwards.
+    if not layers or any(_int4_levels(module.weight.data) is None for module in layers):
         return False
-    for module, levels, step, low in plans:
-        module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels, 1)
+    for module in layers:
+        levels, step, low = _int4_levels(module.weight.data)
+        module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels.to(torch.int32), 1)
         # The kernel computes (q - 8) * scale + zero.
         module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
         module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
@@ -62,11 +53,30 @@ def quantize_for_cpu(model: Any) -> bool:
     return True
 
 
+def _int4_levels(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The weight as int4 levels (0..15, uint8) with each group of 32's step and minimum, or None when it is
+    not exactly that."""
+    import torch
+
+    weight = weight.float()
+    rows, cols = weight.shape
+    if cols % INT4_GROUP:
+        return None
+    grouped = weight.reshape(rows, cols // INT4_GROUP, INT4_GROUP)
+    low = grouped.amin(-1)
+    step = (grouped.amax(-1) - low) / 15
+    step = torch.where(step == 0, torch.ones_like(step), step)
+    levels = torch.round((grouped - low[..., None]) / step[..., None]).clamp(0, 15)
+    if not torch.equal(levels * step[..., None] + low[..., None], grouped):
+        return None
+    return levels.reshape(rows, cols).to(torch.uint8), step, low
+
+
 def _int4_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     import torch
 
     flat = x.reshape(-1, x.shape[-1]).bfloat16()
-    out = torch._weight_int4pack_mm_for_cpu(flat, self.int4_weight, 32, self.int4_scales)
+    out = torch._weight_int4pack_mm_for_cpu(flat, self.int4_weight, INT4_GROUP, self.int4_scales)
     return out.reshape(*x.shape[:-1], -1).to(x.dtype)
 
 

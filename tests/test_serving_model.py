@@ -69,8 +69,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("data"),
         models_path=MODELS_CACHE,
+        # fp32, not the default int4: these tests compare greedy text alone and in a batch, which only the
+        # exact engine keeps identical (int4's bf16 activations vary with the batch; tests/test_engine.py)
         serve=ServeSettings(ray_num_cpus=2, model_num_cpus=1, max_batch_size=8, batch_wait_timeout_s=0.3,
-                            max_new_tokens=16, model_probe_timeout_s=30),
+                            max_new_tokens=16, model_probe_timeout_s=30, model_quantize="none"),
         _env_file=None,
     )
     settings.ensure_dirs()

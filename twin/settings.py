@@ -235,9 +235,12 @@ class ServeSettings(BaseModel):
     model_engine: Literal["continuous", "static"] = "continuous"
     """``continuous``: requests join the running batch at the next decoding step; ``static``: one ``generate``
     per batch of requests (works for any Hugging Face model)."""
-    model_quantize: Literal["none", "int4"] = "none"
+    model_quantize: Literal["none", "int4"] = "int4"
     """``int4``: the decoder's linear layers on packed int4 CPU kernels when its weights are exactly int4 (the
-    built-in SmolLM2 comes from a Q4 GGUF): ~3x tokens/s, greedy text drifts from ``none``'s after some tokens."""
+    built-in SmolLM2 comes from a Q4 GGUF; any other model is served as it is): 3x the tokens/s of ``none``
+    on an AVX-512 CPU, never slower on AVX2, perplexity on real posts +0.2% (benchmarks/results/serve.json
+    and serve_model.json). Its bf16 activations make greedy text depend a little on which rows share a
+    batch; ``none`` (plain fp32) is exact and batch-independent."""
     llm_engine: Literal["twin", "vllm"] = "twin"
     """``twin``: the CPU deployment (`serving.model.TwinModel`: transformers + PEFT, continuous batching);
     ``vllm``: Ray Serve LLM with the vLLM engine and multi-LoRA on GPU workers (see ``vllm``), behind the same
