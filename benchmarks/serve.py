@@ -252,6 +252,8 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     settings.serve.model_engine, settings.serve.model_quantize = DEPLOYMENTS[args.chat_deployment]
     settings.serve.max_new_tokens = args.chat_max_new_tokens
     settings.agent.max_revisions = 0  # one draft, one critique round
+    if args.chat_candidates:
+        settings.agent.candidates = args.chat_candidates
     settings.schedule.enabled = False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -299,7 +301,8 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
         thread.join(timeout=60)
         stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
     return {
-        "requests": len(latencies), "drafts_per_request": 1, "critique_rounds": 1,
+        "requests": len(latencies), "drafts_per_request": 1, "candidates": settings.agent.candidates,
+        "critique_rounds": 1,
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,
         "p50_s": statistics.median(latencies), "p95_s": _percentile(latencies, 0.95),
         "latencies_s": latencies, "draft_words_median": statistics.median(tokens),
@@ -340,6 +343,8 @@ def main() -> None:
     parser.add_argument("--chat-deployment", default=DEFAULT_DEPLOYMENT, choices=list(DEPLOYMENTS))
     parser.add_argument("--chat-requests", type=int, default=8)
     parser.add_argument("--chat-max-new-tokens", type=int, default=96)
+    parser.add_argument("--chat-candidates", type=int, default=0,
+                        help="best-of-N candidates per draft (0: the product's default, agent.candidates)")
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
     parser.add_argument("--chat-posts", type=int, default=60)
     parser.add_argument("--skip-chat", action="store_true")
