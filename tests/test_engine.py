@@ -288,7 +288,7 @@ def test_the_loop_thread_serves_submissions_and_calls(runtime: BatchEngine, adap
 def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, adapters: list[str]) -> None:
     """The built-in model's decoder weights are exactly int4 (from its Q4 GGUF): packed int4 kernels serve
     them, with adapters. Their bf16 activations make a row's numbers depend on its batch (the kernels block
-    differently by row count), so only a row alone is compared with ``generate``; that is why int4 is opt-in."""
+    differently by row count), so only a row alone is compared with ``generate``; `none` is the exact engine."""
     int4 = BatchEngine(runtime.config.model_copy(update={"quantize": "int4"}))
     assert int4.quantized and int4.info().quantized
     engine = ContinuousEngine(int4, max_batch_size=8)

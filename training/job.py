@@ -106,7 +106,7 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
         settings, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False, configure_logging=False
     )
     on_cluster = ray_address(settings) is not None  # a cluster may autoscale to fit the workers
-    resource = "GPU" if config.use_gpu else "CPU"
+    resource = _resource(config)
     per_worker = 1 if config.use_gpu else (config.cpus_per_worker or 1)
     needed = config.workers * per_worker
     total = ray.cluster_resources().get(resource, 0)
@@ -130,6 +130,11 @@ def connect_ray(settings: Settings, config: TrainConfig) -> bool:
             "Wait for the running work to finish or use fewer --workers."
         )
     return started
+
+
+def _resource(config: TrainConfig) -> str:
+    """The Ray resource a training worker is counted in."""
+    return "GPU" if config.use_gpu else "CPU"
 
 
 def wait_for_free(resource: str, amount: float, timeout_s: float) -> float:
@@ -223,7 +228,7 @@ def run_stage(
         ),
     )
     outcome: std_queue.Queue[Any] = std_queue.Queue()
-    resource = "GPU" if config.use_gpu else "CPU"
+    resource = _resource(config)
     free_before = ray.available_resources().get(resource, 0)
 
     def fit() -> None:
@@ -288,7 +293,7 @@ def _on_ray(fn: Callable[..., Any], config: TrainConfig) -> Callable[..., Any]:
     )
 
     def call(*args: Any) -> Any:
-        resource = "GPU" if config.use_gpu else "CPU"
+        resource = _resource(config)
         free_before = ray.available_resources().get(resource, 0)
         try:
             return ray.get(remote.remote(*args))
