@@ -9,7 +9,9 @@ so their ratios hold on a shared machine:
   of what each produced (long-post prompts: the exact engines all run to the budget);
 - greedy agreement with the reference (plain ``model.generate`` in fp32, one prompt at a time) on a fixed
   prompt set: identical completions, and the mean number of leading tokens that agree;
-- the base model's perplexity on the corpus authors' last posts with fp32 and with int4 weights.
+- the base model's perplexity on the corpus authors' last posts with fp32 and with int4 weights;
+- a draft's best-of-N (``--best-of``): N sampled candidates of one long prompt, the prompt cached once for the
+  group (`serving.cascade`) vs once per candidate, alternating in the same run.
 
 Engines: ``static-fp32`` (one ``generate`` per batch, today's `BatchEngine`), ``continuous-fp32`` (the step
 loop, `serving.engine.ContinuousEngine`), ``continuous-bf16`` (bf16 weights and activations),
@@ -143,6 +145,60 @@ def measure(name: str, base_model: str, args: argparse.Namespace, reference: lis
     return result
 
 
+def best_of_n_part(base_model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A draft's best-of-N: N sampled candidates of one long prompt (a post's worth of examples in it), with
+    the prompt cached once for the group (cascade attention) and, alternating in the same run, N copies."""
+    import torch
+
+    from serving.engine import ContinuousEngine
+    from serving.generation import GenerationRequest, ModelConfig, SamplingParams
+    from serving.static_engine import BatchEngine
+
+    torch.set_num_threads(args.threads)
+    runtime = BatchEngine(ModelConfig(base_model=base_model, quantize="int4"))
+    posts = sorted((REPO.parent / "shared" / "corpora" / "chris_wellons").rglob("*.md"))
+    example = " ".join(posts[0].read_text(encoding="utf-8").split()[:700]) if posts else " ".join(TOPICS * 60)
+    prompt = [{"role": "system", "content": "You write blog posts in the voice of the examples."},
+              {"role": "user", "content": f"Example post:\n{example}\n\nWrite a new post about how tides work."}]
+    jobs = [runtime.make_job(GenerationRequest.model_validate({"messages": prompt, "params": SamplingParams(
+        temperature=0.8, top_p=0.95, seed=seed, max_new_tokens=args.best_of_tokens)}), None)
+        for seed in range(args.best_of)]
+
+    def draft(cascade: bool) -> tuple[float, list[str]]:
+        engine = ContinuousEngine(runtime, max_batch_size=8)
+        engine.cascade = cascade
+        finals: dict[int, Any] = {}
+        start = time.perf_counter()
+        for i, job in enumerate(jobs):
+            engine.submit(job, lambda item, i=i: finals.__setitem__(i, item[-1].final)
+                          if not isinstance(item, BaseException) and item and item[-1].final else None)
+        while engine.has_work():
+            engine.step()
+        return time.perf_counter() - start, [finals[i].text for i in range(len(jobs))]
+
+    draft(True)  # warm-up
+    times: dict[str, list[float]] = {"shared_prompt": [], "prompt_per_row": []}
+    texts: dict[str, list[str]] = {}
+    for _ in range(args.repeats):
+        for name, cascade in (("shared_prompt", True), ("prompt_per_row", False)):
+            seconds, texts[name] = draft(cascade)
+            times[name].append(seconds)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "candidates": args.best_of, "prompt_tokens": len(jobs[0].prompt_ids), "max_new_tokens": args.best_of_tokens,
+        "engine": "continuous-int4", "seconds": times, "median_seconds": medians,
+        "shared_over_per_row": round(medians["shared_prompt"] / medians["prompt_per_row"], 3),
+        # The two split the softmax differently, so float rounding differs in the last bits; a sampled
+        # candidate follows the same path until one draw lands on the other side of a boundary.
+        "identical_candidates": sum(a == b for a, b in zip(texts["shared_prompt"], texts["prompt_per_row"])),
+        "common_prefix_words": [
+            next((k for k, (x, y) in enumerate(zip(a.split(), b.split())) if x != y),
+                 min(len(a.split()), len(b.split())))
+            for a, b in zip(texts["shared_prompt"], texts["prompt_per_row"])
+        ],
+    }
+
+
 PERPLEXITY_AUTHORS = ["chris_wellons", "simon_willison_til", "brandur_leach_atoms", "josh_branchaud_til"]
 
 
@@ -182,8 +238,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="single-request runs (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a replica gets 1 CPU by default)")
-    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {list(ENGINES)}")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"comma-separated, of {list(ENGINES)} (empty: none)")
     parser.add_argument("--perplexity-posts", type=int, default=8, help="per corpus author (0: skip)")
+    parser.add_argument("--best-of", type=int, default=4, help="candidates of one long prompt (0: skip)")
+    parser.add_argument("--best-of-tokens", type=int, default=96)
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_model.json")
     args = parser.parse_args()
 
@@ -212,7 +271,7 @@ def main() -> None:
     reference = [runtime.tokenizer.decode(ids, skip_special_tokens=True) for ids in _reference(runtime, match_jobs)]
     del runtime
     report["reference"] = {"engine": "model.generate, fp32, one prompt at a time", "texts": reference}
-    for name in args.engines.split(","):
+    for name in filter(None, args.engines.split(",")):
         print(f"== {name}", flush=True)
         report["engines"][name] = measure(name, base_model, args, reference)
         report["engines"][name]["load_avg_after"] = os.getloadavg()
@@ -220,15 +279,18 @@ def main() -> None:
               flush=True)
     engines = report["engines"]
     exact = [n for n, e in engines.items() if e["greedy_identical_to_reference"] == e["greedy_prompts"]]
-    fastest = max(engines, key=lambda n: engines[n]["single_tokens_per_s"])
     report["summary"] = {
-        "fastest_single_stream": fastest,
+        "fastest_single_stream": max(engines, key=lambda n: engines[n]["single_tokens_per_s"], default=None),
         "exact_engines": exact,
         "fastest_exact": max(exact, key=lambda n: engines[n]["aggregate_tokens_per_s"]) if exact else None,
         "tokens_per_s": {n: {"single": round(e["single_tokens_per_s"], 1),
                              "aggregate": round(e["aggregate_tokens_per_s"], 1)} for n, e in engines.items()},
         "llama_cpp_single_stream_tokens_per_s_reported_in_issue_14": 98,
     }
+    if args.best_of:
+        print(f"== best-of-{args.best_of} of one long prompt: shared prompt vs a copy per candidate", flush=True)
+        report["best_of_n"] = best_of_n_part(base_model, args)
+        print(json.dumps(report["best_of_n"], indent=1), flush=True)
     if args.perplexity_posts:
         print("== perplexity, fp32 and int4 weights", flush=True)
         report["perplexity"] = perplexity_part(base_model, args.perplexity_posts, 384)

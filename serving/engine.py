@@ -50,6 +50,8 @@ from twin.domain import TwinError
 if TYPE_CHECKING:
     import torch
 
+    from serving.cascade import SharedPrefixes
+
 log = logging.getLogger(__name__)
 
 RowSink = Callable[[list[StreamChunk] | BaseException], None]
@@ -64,6 +66,20 @@ def _deliver(ticket: Ticket, item: list[StreamChunk] | BaseException) -> None:
     except Exception:  # noqa: BLE001 - one caller's failure must not stop the loop for the others
         log.warning("dropping a request whose caller cannot take its output", exc_info=True)
         ticket.cancel()
+
+
+def _use_cascade_attention(runtime: BatchEngine) -> bool:
+    """Switch the model to `serving.cascade`'s attention (SDPA unless a step passes shared prompts)."""
+    from serving import cascade
+
+    cascade.register()
+    try:
+        runtime.base.set_attn_implementation(cascade.ATTENTION_NAME)
+    except (ValueError, KeyError, NotImplementedError):  # a model that picks its own attention code
+        log.info("%s keeps its attention: best-of-N candidates keep a copy of their prompt each",
+                 runtime.config.base_model)
+        return False
+    return True
 
 
 class UnsupportedModel(TwinError):
@@ -99,6 +115,9 @@ class _Row:
     finish_reason: Literal["stop", "length"] | None = None
     batch_size: int = 1
     """The most rows this request shared a step with."""
+    group: object | None = None
+    """Its group in the engine's shared prefixes (best-of-N candidates of one prompt), or None: its own cache
+    holds its prompt."""
 
     @property
     def params(self) -> Any:
@@ -137,6 +156,11 @@ class ContinuousEngine:
         """Steps taken so far."""
         self.shared_prefills = 0
         """Rows that took a copy of an identical prompt's prefill instead of their own forward."""
+        self.cascade = _use_cascade_attention(runtime)
+        """Candidates of one prompt read it from one shared copy (`serving.cascade`) rather than N copies."""
+        self._prefixes: SharedPrefixes | None = None
+        self._groups: list[object] = []
+        """The groups in `_prefixes`, in its order."""
 
     # the API the deployment uses ---------------------------------------------------------------------
     def submit(self, job: GenerationJob, sink: RowSink) -> Ticket:
@@ -272,16 +296,43 @@ class ContinuousEngine:
         cache = DynamicCache(config=self.runtime.base.config)
         logits = self._forward(leaders, input_ids, mask, position_ids, cache)
         if len(leaders) < len(rows):
+            shared = [u for u in range(len(leaders)) if index.count(u) > 1] if self.cascade else []
+            if shared:
+                self._share_prompts(rows, index, shared, cache, mask)
+            # Each row's own cache: its prompt if it has no shared one (the widest such prompt sets the width).
+            own_width = max((len(prompts[u]) for u in range(len(leaders)) if u not in shared), default=0)
             copies = torch.tensor(index, dtype=torch.long)
             for layer in cache.layers:
-                layer.keys = layer.keys.index_select(0, copies)
-                layer.values = layer.values.index_select(0, copies)
-            mask, logits = mask.index_select(0, copies), logits.index_select(0, copies)
+                layer.keys = layer.keys.index_select(0, copies)[:, :, width - own_width :]
+                layer.values = layer.values.index_select(0, copies)[:, :, width - own_width :]
+            mask, logits = mask.index_select(0, copies)[:, width - own_width :], logits.index_select(0, copies)
+            mask[[i for i, u in enumerate(index) if u in shared]] = 0
         self.shared_prefills += len(rows) - len(leaders)
         for row in rows:
             row.position = len(row.ticket.job.prompt_ids)
         self._splice(rows, cache, mask)
         self._pick(rows, logits)
+
+    def _share_prompts(self, rows: list[_Row], index: list[int], shared: list[int], cache: Any,
+                       mask: torch.Tensor) -> None:
+        """Keep the prompts of these prefilled leaders once, in `_prefixes`, for the rows that share each."""
+        import torch
+
+        from serving.cascade import SharedPrefixes
+
+        pick = torch.tensor(shared, dtype=torch.long)
+        prompt_mask = mask.index_select(0, pick).bool()
+        first = int(prompt_mask.any(dim=0).nonzero()[0])
+        keys = [layer.keys.index_select(0, pick)[:, :, first:] for layer in cache.layers]
+        values = [layer.values.index_select(0, pick)[:, :, first:] for layer in cache.layers]
+        if self._prefixes is None:
+            self._prefixes = SharedPrefixes(keys=keys, values=values, mask=prompt_mask[:, first:])
+        else:
+            self._prefixes.add(keys, values, prompt_mask[:, first:])
+        groups = {u: object() for u in shared}
+        self._groups.extend(groups.values())
+        for row, u in zip(rows, index):
+            row.group = groups.get(u)
 
     def _decode(self) -> None:
         import torch
@@ -291,17 +342,23 @@ class ContinuousEngine:
         input_ids = torch.tensor([[row.next_token] for row in rows], dtype=torch.long)
         mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
         position_ids = torch.tensor([[row.position] for row in rows], dtype=torch.long)
-        logits = self._forward(rows, input_ids, mask, position_ids, self._cache)
+        extra: dict[str, Any] = {}
+        if self._prefixes is not None:
+            from serving.cascade import cascade_step
+
+            order = {id(group): i for i, group in enumerate(self._groups)}
+            row_groups = [order[id(row.group)] if row.group is not None else None for row in rows]
+            extra["shared_prefixes"] = cascade_step(self._prefixes, row_groups, mask, self.runtime.dtype)
+        logits = self._forward(rows, input_ids, mask, position_ids, self._cache, **extra)
         self._mask = mask
         for row in rows:
             row.position += 1
         self._pick(rows, logits)
 
     def _forward(self, rows: list[_Row], input_ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
-                 cache: Any) -> torch.Tensor:
+                 cache: Any, **kwargs: Any) -> torch.Tensor:
         """Logits of each row's last position, as float32 (as ``generate`` takes them)."""
         model = self.runtime.base
-        kwargs: dict[str, Any] = {}
         if self.runtime.peft is not None:
             model = self.runtime.peft
             kwargs["adapter_names"] = [row.adapter for row in rows]
@@ -415,16 +472,28 @@ class ContinuousEngine:
         keep = [i for i, row in enumerate(self._rows) if row not in ended]
         if not keep:
             self._rows, self._cache, self._mask = [], None, None
+            self._prefixes, self._groups = None, []
             return
         assert self._mask is not None
         index = torch.tensor(keep, dtype=torch.long)
         mask = self._mask.index_select(0, index)
-        first = int(mask.any(dim=0).nonzero()[0])  # columns left of this are padding in every remaining row
+        real = mask.any(dim=0).nonzero()
+        # Columns left of this are padding in every remaining row (all of them, for candidates that have only
+        # their shared prompt so far).
+        first = int(real[0]) if len(real) else mask.shape[1]
         for layer in self._cache.layers:
             layer.keys = layer.keys.index_select(0, index)[:, :, first:]
             layer.values = layer.values.index_select(0, index)[:, :, first:]
         self._mask = mask[:, first:]
         self._rows = [self._rows[i] for i in keep]
+        alive = {id(row.group) for row in self._rows}
+        groups = [i for i, group in enumerate(self._groups) if id(group) in alive]
+        if self._prefixes is not None and len(groups) < len(self._groups):
+            if groups:
+                self._prefixes.keep(groups)
+                self._groups = [self._groups[i] for i in groups]
+            else:
+                self._prefixes, self._groups = None, []
 
     def _drop_cancelled(self) -> None:
         self._waiting = [ticket for ticket in self._waiting if not ticket.cancelled]
@@ -436,6 +505,7 @@ class ContinuousEngine:
         for ticket in [row.ticket for row in self._rows] + self._waiting:
             _deliver(ticket, exc)
         self._rows, self._waiting, self._cache, self._mask = [], [], None, None
+        self._prefixes, self._groups = None, []
 
     def _run_deferred_unloads(self) -> None:
         for path in list(self._deferred_unloads):

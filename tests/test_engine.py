@@ -213,6 +213,31 @@ def test_candidates_of_one_prompt_share_one_prefill_and_sample_apart(runtime: Ba
     assert [sink.final.text for sink in together[3:]] == [_reference(runtime, job) for job in jobs[3:]]
 
 
+def test_candidates_read_one_shared_copy_of_their_prompt(runtime: BatchEngine, adapters: list[str]) -> None:
+    """Cascade attention: while candidates decode, their prompt is cached once (not once per row) and each
+    row's own cache holds only its generated tokens; greedy rows still match `generate`, also beside a row
+    whose own cache holds its prompt, and after the group's rows leave one by one."""
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    assert engine.cascade
+    prompt = _job(runtime, PROMPTS[2]).prompt_ids
+    jobs = [_job(runtime, PROMPTS[2], max_new_tokens=n) for n in (6, 12, TOKENS)]
+    jobs += [_job(runtime, PROMPTS[4], adapters[0]), _job(runtime, PROMPTS[4], adapters[0])]
+    jobs += [_job(runtime, PROMPTS[0], adapters[1])]
+    sinks = [Collector(engine) for _ in jobs]
+    for job, sink in zip(jobs, sinks):
+        engine.submit(job, sink)
+    engine.step()
+    engine.step()
+    prefixes = engine._prefixes
+    assert prefixes is not None and prefixes.mask.shape[0] == 2  # two groups: 3 candidates and 2 candidates
+    assert int(prefixes.mask[0].sum()) == len(prompt)
+    own_width = engine._cache.layers[0].keys.shape[2]
+    assert own_width <= len(_job(runtime, PROMPTS[0]).prompt_ids) + 2  # the single row's prompt, not the groups'
+    _run(engine, {})
+    assert engine._prefixes is None and engine.running == 0
+    assert [sink.final.text for sink in sinks] == [_reference(runtime, job) for job in jobs]
+
+
 def test_sampling_stops_and_controls_are_per_request(runtime: BatchEngine) -> None:
     engine = ContinuousEngine(runtime, max_batch_size=8)
     sampled = {"temperature": 1.2, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}
