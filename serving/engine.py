@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,6 +55,9 @@ if TYPE_CHECKING:
     from serving.cascade import SharedPrefixes
 
 log = logging.getLogger(__name__)
+
+SIBLING_WAIT_S = 0.05
+"""Longest a request that expects siblings (``SamplingParams.siblings``) waits for them before it starts."""
 
 RowSink = Callable[[list[StreamChunk] | BaseException], None]
 """Receives a request's new chunks after each step it was in (the last one carries ``final``), or the
@@ -93,9 +98,15 @@ class Ticket:
     job: GenerationJob
     sink: RowSink
     cancelled: bool = False
+    arrived: float = dataclasses.field(default_factory=time.monotonic)
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    @functools.cached_property
+    def prompt_key(self) -> tuple[tuple[int, ...], str | None]:
+        """Requests with equal keys can share a prompt's prefill and cache."""
+        return tuple(self.job.prompt_ids), self.job.adapter_path
 
 
 @dataclasses.dataclass(eq=False)
@@ -215,7 +226,10 @@ class ContinuousEngine:
         if self.runtime.config.torch_threads:
             torch.set_num_threads(self.runtime.config.torch_threads)  # this thread's, as the runtime's was
         while True:
-            self._drain_inbox(block=not (self._rows or self._waiting))
+            held = self._held_back(time.monotonic())
+            idle = not self._rows and len(held) == len(self._waiting)
+            wait = min((SIBLING_WAIT_S - (time.monotonic() - t.arrived) for t in held), default=None)
+            self._drain_inbox(block=idle, timeout=None if wait is None else max(wait, 0.0))
             if self._closed:
                 break
             try:
@@ -224,11 +238,12 @@ class ContinuousEngine:
                 log.exception("decoding step failed")
                 self._fail_all(exc)
 
-    def _drain_inbox(self, block: bool) -> None:
-        """Move submitted requests to the waiting list and run queued calls (waiting for one if `block`)."""
+    def _drain_inbox(self, block: bool, timeout: float | None = None) -> None:
+        """Move submitted requests to the waiting list and run queued calls (waiting for one if `block`, at most
+        `timeout` seconds)."""
         while not self._closed:
             try:
-                item = self._inbox.get(block=block)
+                item = self._inbox.get(block=block, timeout=timeout if block else None)
             except queue.Empty:
                 return
             block = False
@@ -253,7 +268,9 @@ class ContinuousEngine:
         self._drain_inbox(block=False)
         self._drop_cancelled()
         free = self.max_batch_size - len(self._rows)
-        admitted, self._waiting = self._waiting[:free], self._waiting[free:]
+        held = self._held_back(time.monotonic())
+        admitted = [ticket for ticket in self._waiting if ticket not in held][:free]
+        self._waiting = [ticket for ticket in self._waiting if ticket not in admitted]
         rows = []
         for ticket in admitted:
             try:
@@ -274,6 +291,16 @@ class ContinuousEngine:
                 self._decode()
         self.steps += 1
         self._run_deferred_unloads()
+
+    def _held_back(self, now: float) -> list[Ticket]:
+        """Waiting requests whose announced siblings have not all arrived yet (and have not waited too long)."""
+        expecting = [t for t in self._waiting if t.job.params.siblings > 1 and now - t.arrived < SIBLING_WAIT_S]
+        if not expecting:
+            return []
+        arrived: dict[tuple[tuple[int, ...], str | None], int] = {}
+        for ticket in self._waiting:
+            arrived[ticket.prompt_key] = arrived.get(ticket.prompt_key, 0) + 1
+        return [t for t in expecting if arrived[t.prompt_key] < t.job.params.siblings]
 
     # prefill and decode --------------------------------------------------------------------------------
     def _prefill(self, rows: list[_Row]) -> None:

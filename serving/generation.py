@@ -47,6 +47,10 @@ class SamplingParams(BaseModel):
     a draft may use its title's words)."""
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=16)
     """Above 0, no word-piece n-gram of this size appears twice in the completion: loops cannot form."""
+    siblings: int = Field(default=1, ge=1, le=8)
+    """How many requests with this same prompt and adapter the caller sends at once (a draft's best-of-N
+    candidates). The CPU engine holds the first arrivals back briefly (at most ``SIBLING_WAIT_S``) so that
+    all of them are prefilled in one forward and read one cached copy of the prompt; decoding is unchanged."""
 
 
 class ChatMessage(BaseModel):

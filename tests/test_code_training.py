@@ -382,6 +382,66 @@ async def test_held_out_code_perplexity_under_the_real_model(
     assert code_perplexity_metrics(None) == {}  # no code mix, no code numbers
 
 
+@pytest.mark.slow
+def test_with_code_training_runs_on_ray_and_reports_code_perplexity(
+    store: DocumentStore, small_settings: Settings, corpora_dir: Path, port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`twin train --with-code` end to end on a real local Ray (SmolLM2, one Ray Train worker, one SFT step,
+    no DPO): the job succeeds, registers v1 for the author with both the prose and the held-out code
+    perplexities (finite, base and adapter), and the dataset snapshot it trained on holds the author's code
+    examples, with the held-out code kept out of the training split."""
+    import asyncio
+
+    import ray
+
+    from training.config import TrainConfig
+    from training.job import WORKER_ENV, train
+    from twin.domain import JobStatus, author_folder
+
+    for key, value in WORKER_ENV.items():
+        monkeypatch.setenv(key, value)
+    small_settings.train.max_eval_examples = 2
+    small_settings.ensure_dirs()
+    _add_prose(store)
+    asyncio.run(_add_code(store, small_settings, port))
+    author = store.get_author(AUTHOR)
+    config = TrainConfig.from_settings(small_settings, workers=1, max_steps=1, batch_size=2, max_length=128,
+                                       save_steps=100, max_failures=0, dpo=False, code_mix=True)
+    ray.init(address="local", num_cpus=min(os.cpu_count() or 2, 2), runtime_env={"env_vars": WORKER_ENV},
+             configure_logging=False)
+    try:
+        adapter = train(store, AUTHOR, small_settings, config)
+    finally:
+        ray.shutdown()
+
+    (job,) = store.list_jobs(author, kind="train")
+    assert job.status == JobStatus.succeeded and job.result["version"] == 1
+    assert adapter.version == 1 and adapter.active and store.active_adapter(author) == adapter
+    assert (Path(adapter.path) / "adapter_model.safetensors").is_file()
+    assert adapter.params["code_mix"] is True and adapter.params["dpo_ran"] is False
+
+    m = adapter.metrics
+    for kind in ("", "_code"):
+        base, tuned, ratio = (m[f"perplexity{kind}_{name}"] for name in ("base", "adapter", "ratio"))
+        assert all(math.isfinite(value) and value > 0 for value in (base, tuned, ratio)), (kind, m)
+        assert ratio == pytest.approx(tuned / base)
+        assert m[f"perplexity{kind}_examples"] >= 1 and m[f"perplexity{kind}_tokens"] > 10
+    assert m["sft_step"] == 1 and math.isfinite(m["train_loss"])
+
+    stats = json.loads((Path(adapter.path) / "dataset_stats.json").read_text())
+    assert adapter.dataset_hash == stats["dataset_hash"]
+    assert stats["code_documents"] == 4 and stats["code_examples"]["train"] > 0
+    assert m["perplexity_code_examples"] == min(2, stats["code_examples"]["test"])
+    assert m["dataset"]["code_test"]["examples"] == stats["code_examples"]["test"]
+    used = small_settings.datasets_dir / author_folder(author) / job.id[:8]
+    trained_on = [json.loads(line) for line in (used / "sft_train.jsonl").read_text().splitlines()]
+    code_rows = [row for row in trained_on if row["kind"] == "code"]
+    assert len(code_rows) == stats["code_examples"]["train"]
+    held_out = [json.loads(line) for line in (used / "code_test.jsonl").read_text().splitlines()]
+    assert held_out and not {row["url"] for row in held_out} & {row["url"] for row in code_rows}
+
+
 # ---------------------------------------------------------------- the github platform and the chat refusal
 
 README = """## Retrying flaky calls

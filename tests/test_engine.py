@@ -238,6 +238,33 @@ def test_candidates_read_one_shared_copy_of_their_prompt(runtime: BatchEngine, a
     assert [sink.final.text for sink in sinks] == [_reference(runtime, job) for job in jobs]
 
 
+def test_announced_siblings_wait_for_each_other_then_share_one_prefill(runtime: BatchEngine) -> None:
+    """Candidates that arrive a moment apart (separate requests to the replica) still start together, so
+    their prompt is prefilled and cached once; one whose siblings never come starts after SIBLING_WAIT_S."""
+    import time
+
+    from serving.engine import SIBLING_WAIT_S
+
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    jobs = [_job(runtime, PROMPTS[2], temperature=0.8, seed=seed, siblings=3) for seed in (1, 2, 3)]
+    sinks = [Collector(engine) for _ in jobs]
+    for job, sink in zip(jobs, sinks):
+        engine.submit(job, sink)
+        engine.step()  # nothing starts until the third arrives
+    assert [sink.steps[:1] for sink in sinks] == [[2], [2], [2]]  # all three start in the third step
+    assert engine.shared_prefills == 2 and engine._prefixes is not None
+    _run(engine, {})
+
+    lonely = Collector(engine)
+    engine.submit(_job(runtime, PROMPTS[3], siblings=2), lonely)
+    start = time.monotonic()
+    while not lonely.chunks:
+        engine.step()
+    assert time.monotonic() - start >= SIBLING_WAIT_S
+    _run(engine, {})
+    assert lonely.final.text == _reference(runtime, _job(runtime, PROMPTS[3]))
+
+
 def test_sampling_stops_and_controls_are_per_request(runtime: BatchEngine) -> None:
     engine = ContinuousEngine(runtime, max_batch_size=8)
     sampled = {"temperature": 1.2, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}

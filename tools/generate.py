@@ -180,7 +180,7 @@ def make_generate_draft(
             return SamplingParams(
                 max_new_tokens=budget, temperature=options.temperature, top_p=options.top_p,
                 repetition_penalty=options.repetition_penalty, no_repeat_ngram_size=options.no_repeat_ngram_size,
-                seed=_candidate_seed(tool_call_id, index), stop=STOP_AT_QUOTE_MARKER,
+                seed=_candidate_seed(tool_call_id, index), stop=STOP_AT_QUOTE_MARKER, siblings=candidates,
             )
 
         write = _token_writer()
