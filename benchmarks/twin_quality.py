@@ -291,9 +291,8 @@ def judge_base_instructions(splits: dict[str, Split], count: int, seed: int) -> 
 
 async def generate_base_answers(model: Any, instructions: list[str], max_new_tokens: int, seed: int,
                                 slots: int) -> list[str]:
-    """The bare base model's answers through the product's model client (the base variant's sampling)."""
-    from evals.variants import _text_of
-    from serving.model_client import SamplingParams
+    """The bare base model's answers through the product's model client, decoded as the base variant is."""
+    from evals.variants import _text_of, product_sampling
 
     gate = asyncio.Semaphore(max(1, slots))
     done = 0
@@ -301,7 +300,7 @@ async def generate_base_answers(model: Any, instructions: list[str], max_new_tok
     async def one(i: int, instruction: str) -> str:
         nonlocal done
         async with gate:
-            params = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=max_new_tokens, seed=seed + 50_000 + i)
+            params = product_sampling(0.7, 0.9, max_new_tokens, seed + 50_000 + i)
             text, _ = _text_of(await model.generate(None, [{"role": "user", "content": instruction}], params))
         done += 1
         if done % 8 == 0 or done == len(instructions):
@@ -390,17 +389,28 @@ def train_feedback(store: Any, settings: Any, author_name: str, args: argparse.N
             "metrics": {k: v for k, v in adapter.metrics.items() if isinstance(v, int | float | str)}}
 
 
-def feedback_comparison(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Before vs after feedback training, per variant: the judge's top-1 and mean P(author)."""
+def feedback_comparison(metrics: dict[str, Any], rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Before vs after feedback training, per variant: the judge's top-1 and mean P(author), and the gain paired
+    by held-out title (each title drafted before and after) with a bootstrap 95% interval over the titles: the
+    gain exceeds the noise of this many drafts when the interval's low end is above 0."""
     out = {}
     for variant in FEEDBACK_VARIANTS:
         before, after = metrics.get(variant), metrics.get(variant + AFTER_FEEDBACK)
-        if before and after:
-            out[variant] = {
-                "top1_before": before["judge_top1"], "top1_after": after["judge_top1"],
-                "mean_p_before": before["judge_mean_p_author"], "mean_p_after": after["judge_mean_p_author"],
-                "mean_p_gain": after["judge_mean_p_author"] - before["judge_mean_p_author"],
-            }
+        if not (before and after):
+            continue
+        p_before = {r["item"]: r["p_author"] for r in rows if r["variant"] == variant}
+        p_after = {r["item"]: r["p_author"] for r in rows if r["variant"] == variant + AFTER_FEEDBACK}
+        gains = [p_after[item] - p_before[item] for item in p_before if item in p_after]
+        rng = random.Random(f"twin-quality-feedback-bootstrap:{seed}")
+        means = sorted(sum(rng.choices(gains, k=len(gains))) / len(gains) for _ in range(10_000)) if gains else []
+        out[variant] = {
+            "top1_before": before["judge_top1"], "top1_after": after["judge_top1"],
+            "mean_p_before": before["judge_mean_p_author"], "mean_p_after": after["judge_mean_p_author"],
+            "mean_p_gain": after["judge_mean_p_author"] - before["judge_mean_p_author"],
+            "paired_titles": len(gains),
+            "titles_up": sum(g > 0 for g in gains), "titles_down": sum(g < 0 for g in gains),
+            "paired_gain_ci95": [round(means[249], 4), round(means[9_749], 4)] if means else None,
+        }
     return out
 
 
@@ -749,7 +759,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         # 3. generate: the judge's base class (once), then the variants -----------------------------------
         judge_cache = _read_json(data_dir / JUDGE_BASE_FILE, {})
         judge_key = {"samples": args.judge_base_samples, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-                     "held_out": args.held_out, "base_model": settings.base_model}
+                     "held_out": args.held_out, "base_model": settings.base_model, "decoding": "product"}
         need_judge_base = judge_cache.get("key") != judge_key
         drafts_cache = _read_json(data_dir / DRAFTS_FILE, {})
         draft_key = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
@@ -865,7 +875,7 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
             negatives = [d["text"] for d in drafts.get("base", {}).values() if d["text"].strip()]
             voice = voice_scorer_auc(split, splits, classes[J.BASE_CLASS], negatives)
             targets = check_targets(metrics, perplexity)
-            comparison = feedback_comparison(metrics)
+            comparison = feedback_comparison(metrics, rows, args.seed)
             targets += [_target(v + AFTER_FEEDBACK, "judge_mean_p_author gain over before", ">", 0.0, c["mean_p_gain"])
                         for v, c in comparison.items()]
             results[name] = {

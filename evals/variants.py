@@ -224,6 +224,17 @@ def _text_of(result: Any) -> tuple[str, int | None]:
     return str(result.text).strip(), getattr(result, "completion_tokens", None)
 
 
+def product_sampling(temperature: float, top_p: float, max_new_tokens: int, seed: int) -> Any:
+    """The product's decoding (its repetition controls included) at a given temperature, top-p and length."""
+    from serving.model_client import SamplingParams
+    from tools.options import ToolOptions
+
+    product = ToolOptions()
+    return SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+                          repetition_penalty=product.repetition_penalty,
+                          no_repeat_ngram_size=product.no_repeat_ngram_size)
+
+
 class VariantRunner:
     """Writes every variant's answer for every item; model calls run concurrently so Serve can batch them."""
 
@@ -266,11 +277,7 @@ class VariantRunner:
         self._agent_deps: Any = None
 
     def params(self, salt: int) -> Any:
-        from serving.model_client import SamplingParams
-
-        return SamplingParams(
-            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed + salt
-        )
+        return product_sampling(self.temperature, self.top_p, self.max_new_tokens, self.seed + salt)
 
     async def generate(self, adapter: AdapterRef | None, messages: list[dict[str, str]], salt: int) -> tuple[str, int | None]:
         async with self.model_slots:

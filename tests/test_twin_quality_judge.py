@@ -179,9 +179,16 @@ def test_feedback_comparison_and_gain_target():
     metrics = {"adapter": {"judge_top1": 0.5, "judge_mean_p_author": 0.4},
                "adapter_after_feedback": {"judge_top1": 0.6, "judge_mean_p_author": 0.45},
                "agent": {"judge_top1": 0.9, "judge_mean_p_author": 0.55}}
-    comparison = feedback_comparison(metrics)
+    rows = [{"variant": "adapter", "item": f"t{i}", "p_author": 0.4} for i in range(4)]
+    rows += [{"variant": "adapter_after_feedback", "item": f"t{i}", "p_author": p}
+             for i, p in enumerate([0.5, 0.45, 0.45, 0.4])]
+    comparison = feedback_comparison(metrics, rows)
     assert list(comparison) == ["adapter"]  # no agent_after_feedback: nothing to compare
-    assert comparison["adapter"]["mean_p_gain"] == pytest.approx(0.05)
+    adapter = comparison["adapter"]
+    assert adapter["mean_p_gain"] == pytest.approx(0.05)
+    assert (adapter["paired_titles"], adapter["titles_up"], adapter["titles_down"]) == (4, 3, 0)
+    low, high = adapter["paired_gain_ci95"]
+    assert 0.0 <= low < 0.05 < high <= 0.1  # resampled means of gains 0.1, 0.05, 0.05, 0
     assert _target("x", "gain", ">", 0.0, 0.05)["met"] is True
     assert _target("x", "gain", ">", 0.0, 0.0)["met"] is False
 

@@ -23,8 +23,8 @@ class ToolOptions(BaseModel):
     stylometry_threshold: float = 0.75
     """Least closeness to the author's stylometric profile (1 - distance)."""
     grounding_threshold: float = 0.5
+    """Least fraction of the draft's sentences supported by the passages."""
     topic_threshold: float = 0.25
     """Least on-topic score (draft-brief similarity, rescaled; see `evals.scoring.score_draft`)."""
-    """Least fraction of the draft's sentences supported by the passages."""
     link_excerpt_words: int = Field(default=220, ge=20)
     """Words of each ingested link's text handed back as passages."""
