@@ -73,11 +73,27 @@ def _host(url: str) -> str:
     return re.sub(r"^https?://(?:www\.)?", "", url.lower()).split("/")[0]
 
 
+def _address(url: str) -> str:
+    """host/path, lower-cased, without scheme, ``www.``, query, fragment or trailing slash and punctuation."""
+    bare = re.sub(r"^https?://(?:www\.)?", "", url.lower())
+    return re.split(r"[?#]", bare, maxsplit=1)[0].rstrip("/.,;:!?)]'\"")
+
+
 def invented_urls(text: str, allowed_text: str) -> list[str]:
-    """URLs in ``text`` whose host appears nowhere in ``allowed_text`` (the brief, the sources, the prompt)."""
-    allowed_lower = allowed_text.lower()
-    allowed_hosts = {_host(u) for u in urls_in(allowed_text)}
-    return [u for u in urls_in(text) if _host(u) not in allowed_hosts and u.lower() not in allowed_lower]
+    """URLs in ``text`` that are not in ``allowed_text`` (the brief, the sources, the prompt): allowed are a
+    page given there, a parent of one (``github.com/simonw`` of ``github.com/simonw/llm``) or a given site's
+    home page. A made-up path on a real site (``datasette.io/write-to-file``) is invented: it would 404."""
+    given = {_address(u) for u in urls_in(allowed_text)}
+    hosts = {a.split("/")[0] for a in given}
+    invented = []
+    for url in urls_in(text):
+        address = _address(url)
+        if address in given or ("/" not in address and address in hosts):
+            continue
+        if any(g.startswith(address + "/") for g in given):
+            continue
+        invented.append(url)
+    return invented
 
 
 def _norm_sentence(sentence: str) -> str:

@@ -37,6 +37,19 @@ def test_links_from_the_brief_or_sources_stay() -> None:
     text = "We wrote it up at https://blog.tova.dev/backfills and the numbers are in the post."
     assert invented_urls(text, "notes from https://blog.tova.dev/backfills") == []
     assert invented_urls(text, "") == ["https://blog.tova.dev/backfills"]
+    assert invented_urls("Slides: https://www.blog.tova.dev/backfills/?ref=x.", "see https://blog.tova.dev/backfills") == []
+
+
+def test_a_made_up_page_on_a_real_site_is_invented() -> None:
+    """Seen in a benchmark draft: the sources cite datasette.io, the draft links a datasette.io page that does
+    not exist. Parents of a given page and a given site's home page stay."""
+    sources = "Docs at https://datasette.io/plugins/datasette-write and code at https://github.com/simonw/llm"
+    draft = ("The tool is at https://datasette.io/write-to-file/ and https://github.com/simonw/uv/. "
+             "See https://datasette.io/, https://github.com/simonw and https://datasette.io/plugins/datasette-write.")
+    assert invented_urls(draft, sources) == ["https://datasette.io/write-to-file/", "https://github.com/simonw/uv/"]
+    cleaned = clean_draft(draft, allowed_text=sources)
+    assert "write-to-file" not in cleaned.text and "simonw/uv" not in cleaned.text
+    assert "https://github.com/simonw " in cleaned.text + " " and "datasette-write" in cleaned.text
 
 
 def test_a_half_sentence_cut_off_by_the_budget_is_dropped() -> None:
