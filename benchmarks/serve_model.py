@@ -156,8 +156,11 @@ def best_of_n_part(base_model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     runtime = BatchEngine(ModelConfig(base_model=base_model, quantize="int4"))
-    posts = sorted((REPO.parent / "shared" / "corpora" / "chris_wellons").rglob("*.md"))
-    example = " ".join(posts[0].read_text(encoding="utf-8").split()[:700]) if posts else " ".join(TOPICS * 60)
+    corpus = REPO.parent / "shared" / "corpora" / "chris_wellons.jsonl"
+    if not corpus.exists():
+        raise SystemExit(f"--best-of needs a real post: {corpus} is missing (or pass --best-of 0)")
+    posts = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    example = " ".join(max(posts[:50], key=lambda p: len(p["text"]))["text"].split()[:700])
     prompt = [{"role": "system", "content": "You write blog posts in the voice of the examples."},
               {"role": "user", "content": f"Example post:\n{example}\n\nWrite a new post about how tides work."}]
     jobs = [runtime.make_job(GenerationRequest.model_validate({"messages": prompt, "params": SamplingParams(
@@ -188,8 +191,9 @@ def best_of_n_part(base_model: str, args: argparse.Namespace) -> dict[str, Any]:
         "candidates": args.best_of, "prompt_tokens": len(jobs[0].prompt_ids), "max_new_tokens": args.best_of_tokens,
         "engine": "continuous-int4", "seconds": times, "median_seconds": medians,
         "shared_over_per_row": round(medians["shared_prompt"] / medians["prompt_per_row"], 3),
-        # The two split the softmax differently, so float rounding differs in the last bits; a sampled
-        # candidate follows the same path until one draw lands on the other side of a boundary.
+        # The two split the softmax differently, so float rounding differs in the last bits. In fp32 the
+        # sampled candidates still come out identical; int4's head quantizes its input per step, which turns
+        # such bits into visible logit changes, so sampled paths part after a few words (greedy ones match).
         "identical_candidates": sum(a == b for a, b in zip(texts["shared_prompt"], texts["prompt_per_row"])),
         "common_prefix_words": [
             next((k for k, (x, y) in enumerate(zip(a.split(), b.split())) if x != y),
