@@ -192,8 +192,9 @@ def best_of_n_part(base_model: str, args: argparse.Namespace) -> dict[str, Any]:
         "engine": "continuous-int4", "seconds": times, "median_seconds": medians,
         "shared_over_per_row": round(medians["shared_prompt"] / medians["prompt_per_row"], 3),
         # The two split the softmax differently, so float rounding differs in the last bits. In fp32 the
-        # sampled candidates still come out identical; int4's head quantizes its input per step, which turns
-        # such bits into visible logit changes, so sampled paths part after a few words (greedy ones match).
+        # sampled candidates still come out identical; the int4 engine rounds each matmul's input to bf16,
+        # which turns such bits into visible logit changes, so sampled paths part after a few words (greedy
+        # ones match).
         "identical_candidates": sum(a == b for a, b in zip(texts["shared_prompt"], texts["prompt_per_row"])),
         "common_prefix_words": [
             next((k for k, (x, y) in enumerate(zip(a.split(), b.split())) if x != y),
