@@ -69,10 +69,6 @@ def urls_in(text: str) -> list[str]:
     return [m.group(0) for m in URL_RE.finditer(text)]
 
 
-def _host(url: str) -> str:
-    return re.sub(r"^https?://(?:www\.)?", "", url.lower()).split("/")[0]
-
-
 def _address(url: str) -> str:
     """host/path, lower-cased, without scheme, ``www.``, query, fragment or trailing slash and punctuation."""
     bare = re.sub(r"^https?://(?:www\.)?", "", url.lower())

@@ -36,12 +36,20 @@ class SharedPrefixes:
     values: list[torch.Tensor]
     mask: torch.Tensor
     """(groups, prompt width): True where a group's prompt has a real token (prompts are left-padded)."""
+    groups: list[object]
+    """Whose prompt each block is (the engine's group tokens), in block order."""
+    bias: torch.Tensor = dataclasses.field(init=False)
+    """(groups, 1, 1, prompt width): `mask` as the attention kernel takes it, 0 on real tokens, -inf on padding."""
+
+    def __post_init__(self) -> None:
+        self.bias = _bias(self.mask, self.keys[0].dtype)
 
     @property
     def width(self) -> int:
         return int(self.mask.shape[1])
 
-    def add(self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor) -> None:
+    def add(self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor,
+            groups: list[object]) -> None:
         """Append groups (their blocks padded on the left to a common width)."""
         import torch
         import torch.nn.functional as F
@@ -53,17 +61,21 @@ class SharedPrefixes:
             self.values[layer] = torch.cat([F.pad(self.values[layer], (0, 0, grow_old, 0)),
                                             F.pad(v, (0, 0, grow_new, 0))])
         self.mask = torch.cat([F.pad(self.mask, (grow_old, 0)), F.pad(mask, (grow_new, 0))])
+        self.groups.extend(groups)
+        self.bias = _bias(self.mask, self.keys[0].dtype)
 
-    def keep(self, groups: list[int]) -> None:
-        """Keep only these groups (in this order), trimming columns that are padding in all of them."""
+    def keep(self, blocks: list[int]) -> None:
+        """Keep only these blocks (in this order), trimming columns that are padding in all of them."""
         import torch
 
-        index = torch.tensor(groups, dtype=torch.long)
+        index = torch.tensor(blocks, dtype=torch.long)
         mask = self.mask.index_select(0, index)
         first = int(mask.any(dim=0).nonzero()[0])
         self.keys = [k.index_select(0, index)[:, :, first:] for k in self.keys]
         self.values = [v.index_select(0, index)[:, :, first:] for v in self.values]
         self.mask = mask[:, first:]
+        self.groups = [self.groups[i] for i in blocks]
+        self.bias = _bias(self.mask, self.keys[0].dtype)
 
 
 @dataclasses.dataclass(eq=False)
@@ -71,10 +83,8 @@ class CascadeStep:
     """What one decoding step's attention needs beyond the model's own arguments."""
 
     prefixes: SharedPrefixes
-    prefix_bias: torch.Tensor
-    """(groups, 1, 1, prompt width): 0 on real prompt tokens, -inf on padding."""
     own_bias: torch.Tensor
-    """(rows, 1, 1, own width): the same for each row's own cache."""
+    """(rows, 1, 1, own width): each row's own cache mask, as `SharedPrefixes.bias` is the prompts'."""
     gather: torch.Tensor
     """(groups x slots,): the row whose query fills each group's slot (rows: an all-zero padding query)."""
     scatter: torch.Tensor
@@ -83,15 +93,16 @@ class CascadeStep:
     """The most rows one group has."""
 
 
-def cascade_step(prefixes: SharedPrefixes, row_groups: list[int | None], own_mask: torch.Tensor,
-                 dtype: torch.dtype) -> CascadeStep:
-    """Index the running rows by group: ``row_groups[i]`` is row i's group in `prefixes` (None: no group)."""
+def cascade_step(prefixes: SharedPrefixes, row_groups: list[object | None], own_mask: torch.Tensor) -> CascadeStep:
+    """Index the running rows by their block in `prefixes`: ``row_groups[i]`` is row i's group (None: its own
+    cache holds its prompt)."""
     import torch
 
-    members: list[list[int]] = [[] for _ in range(int(prefixes.mask.shape[0]))]
+    block_of = {id(group): block for block, group in enumerate(prefixes.groups)}
+    members: list[list[int]] = [[] for _ in prefixes.groups]
     for row, group in enumerate(row_groups):
         if group is not None:
-            members[group].append(row)
+            members[block_of[id(group)]].append(row)
     slots = max(len(rows) for rows in members)
     rows = len(row_groups)
     gather, scatter = [], [len(members) * slots] * rows
@@ -103,7 +114,7 @@ def cascade_step(prefixes: SharedPrefixes, row_groups: list[int | None], own_mas
             else:
                 gather.append(rows)
     return CascadeStep(
-        prefixes=prefixes, prefix_bias=_bias(prefixes.mask, dtype), own_bias=_bias(own_mask.bool(), dtype),
+        prefixes=prefixes, own_bias=_bias(own_mask.bool(), prefixes.bias.dtype),
         gather=torch.tensor(gather, dtype=torch.long), scatter=torch.tensor(scatter, dtype=torch.long), slots=slots,
     )
 
@@ -137,13 +148,13 @@ def cascade_attention_forward(module: Any, query: torch.Tensor, key: torch.Tenso
 
     own_out, own_lse = flash(queries, key, value, 0.0, False, attn_mask=step.own_bias, scale=scaling)
 
-    groups, slots = int(step.prefix_bias.shape[0]), step.slots
+    groups, slots = len(step.prefixes.groups), step.slots
     padded = torch.cat([queries, queries.new_zeros(1, kv_heads, per_kv, dim)])
     block = (padded.index_select(0, step.gather).view(groups, slots, kv_heads, per_kv, dim)
              .transpose(1, 2).reshape(groups, kv_heads, slots * per_kv, dim))
     layer = module.layer_idx
     prefix_out, prefix_lse = flash(block, step.prefixes.keys[layer], step.prefixes.values[layer], 0.0, False,
-                                   attn_mask=step.prefix_bias, scale=scaling)
+                                   attn_mask=step.prefixes.bias, scale=scaling)
     prefix_out = (prefix_out.view(groups, kv_heads, slots, per_kv, dim).transpose(1, 2)
                   .reshape(-1, kv_heads, per_kv, dim))
     prefix_lse = prefix_lse.view(groups, kv_heads, slots, per_kv).transpose(1, 2).reshape(-1, kv_heads, per_kv)

@@ -170,8 +170,6 @@ class ContinuousEngine:
         self.cascade = _use_cascade_attention(runtime)
         """Candidates of one prompt read it from one shared copy (`serving.cascade`) rather than N copies."""
         self._prefixes: SharedPrefixes | None = None
-        self._groups: list[object] = []
-        """The groups in `_prefixes`, in its order."""
 
     # the API the deployment uses ---------------------------------------------------------------------
     def submit(self, job: GenerationJob, sink: RowSink) -> Ticket:
@@ -310,8 +308,8 @@ class ContinuousEngine:
         # Rows with the same prompt and adapter (a draft's best-of-N candidates) share one forward: they get
         # copies of its cache rows and logits, then each samples on its own. Prefill is most of a long
         # prompt's cost on a CPU, so N candidates cost about one.
-        keys = [(tuple(row.ticket.job.prompt_ids), row.adapter) for row in rows]
-        unique: dict[tuple[tuple[int, ...], str], int] = {}
+        keys = [row.ticket.prompt_key for row in rows]
+        unique: dict[tuple[tuple[int, ...], str | None], int] = {}
         index = [unique.setdefault(key, len(unique)) for key in keys]
         leaders = [rows[keys.index(key)] for key in unique]
         prompts = [row.ticket.job.prompt_ids for row in leaders]
@@ -352,12 +350,12 @@ class ContinuousEngine:
         first = int(prompt_mask.any(dim=0).nonzero()[0])
         keys = [layer.keys.index_select(0, pick)[:, :, first:] for layer in cache.layers]
         values = [layer.values.index_select(0, pick)[:, :, first:] for layer in cache.layers]
-        if self._prefixes is None:
-            self._prefixes = SharedPrefixes(keys=keys, values=values, mask=prompt_mask[:, first:])
-        else:
-            self._prefixes.add(keys, values, prompt_mask[:, first:])
         groups = {u: object() for u in shared}
-        self._groups.extend(groups.values())
+        if self._prefixes is None:
+            self._prefixes = SharedPrefixes(keys=keys, values=values, mask=prompt_mask[:, first:],
+                                            groups=list(groups.values()))
+        else:
+            self._prefixes.add(keys, values, prompt_mask[:, first:], list(groups.values()))
         for row, u in zip(rows, index):
             row.group = groups.get(u)
 
@@ -373,9 +371,7 @@ class ContinuousEngine:
         if self._prefixes is not None:
             from serving.cascade import cascade_step
 
-            order = {id(group): i for i, group in enumerate(self._groups)}
-            row_groups = [order[id(row.group)] if row.group is not None else None for row in rows]
-            extra["shared_prefixes"] = cascade_step(self._prefixes, row_groups, mask, self.runtime.dtype)
+            extra["shared_prefixes"] = cascade_step(self._prefixes, [row.group for row in rows], mask)
         logits = self._forward(rows, input_ids, mask, position_ids, self._cache, **extra)
         self._mask = mask
         for row in rows:
@@ -498,8 +494,7 @@ class ContinuousEngine:
 
         keep = [i for i, row in enumerate(self._rows) if row not in ended]
         if not keep:
-            self._rows, self._cache, self._mask = [], None, None
-            self._prefixes, self._groups = None, []
+            self._rows, self._cache, self._mask, self._prefixes = [], None, None, None
             return
         assert self._mask is not None
         index = torch.tensor(keep, dtype=torch.long)
@@ -513,14 +508,13 @@ class ContinuousEngine:
             layer.values = layer.values.index_select(0, index)[:, :, first:]
         self._mask = mask[:, first:]
         self._rows = [self._rows[i] for i in keep]
-        alive = {id(row.group) for row in self._rows}
-        groups = [i for i, group in enumerate(self._groups) if id(group) in alive]
-        if self._prefixes is not None and len(groups) < len(self._groups):
-            if groups:
-                self._prefixes.keep(groups)
-                self._groups = [self._groups[i] for i in groups]
-            else:
-                self._prefixes, self._groups = None, []
+        if self._prefixes is not None:
+            alive = {id(row.group) for row in self._rows}
+            blocks = [i for i, group in enumerate(self._prefixes.groups) if id(group) in alive]
+            if not blocks:
+                self._prefixes = None
+            elif len(blocks) < len(self._prefixes.groups):
+                self._prefixes.keep(blocks)
 
     def _drop_cancelled(self) -> None:
         self._waiting = [ticket for ticket in self._waiting if not ticket.cancelled]
@@ -531,8 +525,7 @@ class ContinuousEngine:
     def _fail_all(self, exc: BaseException) -> None:
         for ticket in [row.ticket for row in self._rows] + self._waiting:
             _deliver(ticket, exc)
-        self._rows, self._waiting, self._cache, self._mask = [], [], None, None
-        self._prefixes, self._groups = None, []
+        self._rows, self._waiting, self._cache, self._mask, self._prefixes = [], [], None, None, None
 
     def _run_deferred_unloads(self) -> None:
         for path in list(self._deferred_unloads):
