@@ -660,7 +660,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--agent-concurrency", type=int, default=2)
-    parser.add_argument("--judge-base-samples", type=int, default=80,
+    parser.add_argument("--judge-base-samples", type=int, default=400,
                         help="base-model answers for the judge's 'base model' class (cached in --data-dir)")
     parser.add_argument("--feedback-items", type=int, default=0,
                         help="simulate inbox edits on this many non-held-out titles, then a feedback-only DPO run "
@@ -835,13 +835,18 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         _log("fitting the judge")
         start = time.perf_counter()
         classes = {a: [r["text"] for r in (*s.train, *s.rest)] for a, s in splits.items()}
-        classes[J.BASE_CLASS] = [t for t in judge_cache.get("outputs", []) if t.strip()]
+        base_answers = [t for t in judge_cache.get("outputs", []) if t.strip()]
+        # Every 5th base answer is kept out of training to validate the base class as the authors are validated:
+        # a judge that takes the base model's text for an author would credit a base-like twin with that voice.
+        classes[J.BASE_CLASS] = [t for i, t in enumerate(base_answers) if i % 5]
+        validation_texts = {a: [r["text"] for r in s.held_out] for a, s in splits.items()}
+        validation_texts[J.BASE_CLASS] = base_answers[::5]
         judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages)
-        validation = judge.validate({a: [r["text"] for r in s.held_out] for a, s in splits.items()})
+        validation = judge.validate(validation_texts)
         # A second judge on topic-masked text (style only), reported beside the first; targets use the first.
         style_judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages,
                                             distort_keep=args.style_judge_keep)
-        style_validation = style_judge.validate({a: [r["text"] for r in s.held_out] for a, s in splits.items()})
+        style_validation = style_judge.validate(validation_texts)
         timings["judge_fit_validate_s"] = time.perf_counter() - start
 
         # 5. score ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from evals.hygiene import urls_in
 from twin.domain import Adapter, Author, Document, Platform, TwinError
 from twin.store import DocumentStore
 
@@ -224,13 +225,16 @@ def _text_of(result: Any) -> tuple[str, int | None]:
     return str(result.text).strip(), getattr(result, "completion_tokens", None)
 
 
-def product_sampling(temperature: float, top_p: float, max_new_tokens: int, seed: int) -> Any:
-    """The product's decoding (its repetition controls included) at a given temperature, top-p and length."""
+def product_sampling(temperature: float, top_p: float, max_new_tokens: int, seed: int, *,
+                     no_links: bool = False) -> Any:
+    """The product's decoding (its repetition controls included) at a given temperature, top-p and length;
+    `no_links` as the product sets it when its prompt gives no address to cite."""
     from serving.model_client import SamplingParams
     from tools.options import ToolOptions
 
     product = ToolOptions()
     return SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+                          no_links=no_links,
                           repetition_penalty=product.repetition_penalty,
                           no_repeat_ngram_size=product.no_repeat_ngram_size)
 
@@ -276,12 +280,14 @@ class VariantRunner:
         self._passages: dict[int, list[str]] = {}
         self._agent_deps: Any = None
 
-    def params(self, salt: int) -> Any:
-        return product_sampling(self.temperature, self.top_p, self.max_new_tokens, self.seed + salt)
+    def params(self, salt: int, no_links: bool = False) -> Any:
+        return product_sampling(self.temperature, self.top_p, self.max_new_tokens, self.seed + salt, no_links=no_links)
 
     async def generate(self, adapter: AdapterRef | None, messages: list[dict[str, str]], salt: int) -> tuple[str, int | None]:
+        # As the product decodes: no address can be written when the prompt gives none to cite.
+        no_links = not urls_in("\n".join(m["content"] for m in messages))
         async with self.model_slots:
-            return _text_of(await self.model.generate(adapter, messages, self.params(salt)))
+            return _text_of(await self.model.generate(adapter, messages, self.params(salt, no_links)))
 
     def retrieved(self, document_id: int) -> list[str]:
         """The passages retrieved for a held-out document's instruction (after `passages_for`)."""

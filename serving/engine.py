@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from serving.generation import (
+    LinkBan,
     BASE_ADAPTER_NAME,
     Generation,
     GenerationJob,
@@ -116,6 +117,8 @@ class _Row:
     """PEFT adapter name (`BASE_ADAPTER_NAME`: none)."""
     generator: torch.Generator | None
     controls: list[Any]
+    link_ban: LinkBan | None = None
+    """What this row may not sample (``no_links``)."""
     next_token: int = -1
     """The token picked last and not yet fed to the model."""
     position: int = 0
@@ -403,7 +406,8 @@ class ContinuousEngine:
         if job.params.no_repeat_ngram_size > 0:
             controls.append(NoRepeatNGramLogitsProcessor(job.params.no_repeat_ngram_size))
         generator = _row_generator(job.params) if job.params.temperature > 0 else None
-        return _Row(ticket=ticket, adapter=adapter, generator=generator, controls=controls)
+        link_ban = self.runtime.link_ban if job.params.no_links else None
+        return _Row(ticket=ticket, adapter=adapter, generator=generator, controls=controls, link_ban=link_ban)
 
     def _pick(self, rows: list[_Row], logits: torch.Tensor) -> None:
         """Each row's next token (its own controls, then greedy or its own sample), streamed out; rows that
@@ -411,7 +415,7 @@ class ContinuousEngine:
         greedy = logits.argmax(dim=-1).tolist()
         for i, row in enumerate(rows):
             token = greedy[i]
-            if row.controls or row.generator is not None:
+            if row.controls or row.link_ban is not None or row.generator is not None:
                 token = self._pick_one(row, logits[i : i + 1])
             row.batch_size = max(row.batch_size, len(self._rows))
             self._advance(row, token)
@@ -422,6 +426,8 @@ class ContinuousEngine:
     def _pick_one(self, row: _Row, scores: torch.Tensor) -> int:
         import torch
 
+        if row.link_ban is not None:
+            scores[..., row.link_ban.banned(row.token_ids[-1] if row.token_ids else None)] = float("-inf")
         if row.controls and row.token_ids:
             # Over the completion only: the prompt is exempt (a draft may use its title's words).
             completion = torch.tensor([row.token_ids], dtype=torch.long)

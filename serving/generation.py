@@ -8,7 +8,7 @@ import hashlib
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,9 @@ class SamplingParams(BaseModel):
     a draft may use its title's words)."""
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=16)
     """Above 0, no word-piece n-gram of this size appears twice in the completion: loops cannot form."""
+    no_links: bool = False
+    """No token that writes a web address (one holding ``://``, or ``www``) is sampled. Set when the brief and
+    sources give no address to cite: the draft then cannot invent one, instead of having it cut out after."""
     siblings: int = Field(default=1, ge=1, le=8)
     """How many requests with this same prompt and adapter the caller sends at once (a draft's best-of-N
     candidates). The CPU engine holds the first arrivals back briefly (at most ``SIBLING_WAIT_S``) so that
@@ -213,3 +216,20 @@ async def final_generation(chunks: AsyncIterator[StreamChunk]) -> Generation:
     if final is None:
         raise RuntimeError("the model's stream ended without its final chunk")
     return final
+
+
+class LinkBan:
+    """The tokens a ``no_links`` row may not sample next: any holding ``://`` or being ``www``, always; and
+    after a token that ends in ``:`` (or ``:/``), any that starts with ``/``, since ``https`` + ``:`` + ``//``
+    spells an address as well as ``https`` + ``://`` does. ``http`` itself stays: an author writes about
+    HTTP without linking. Worked out once per tokenizer (a pass over the vocabulary)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        texts = [tokenizer.decode([token_id]) for token_id in range(len(tokenizer))]
+        self.always = [i for i, t in enumerate(texts) if "://" in t or t.strip().lower().rstrip(".") == "www"]
+        self.after_colon = sorted({*self.always, *(i for i, t in enumerate(texts) if t.startswith("/"))})
+        self.colon_ends = frozenset(i for i, t in enumerate(texts) if t.endswith((":", ":/")))
+
+    def banned(self, last_token: int | None) -> list[int]:
+        """Token ids the row may not sample after `last_token` (None: nothing generated yet)."""
+        return self.after_colon if last_token in self.colon_ends else self.always

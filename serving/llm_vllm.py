@@ -133,6 +133,10 @@ def sync_adapter(adapter_path: str, lora_path: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 # Requests and streamed answers
 # ---------------------------------------------------------------------------------------------------------
+VLLM_LINK_WORDS = ("://", "www.")
+"""``no_links`` as vLLM's ``bad_words`` (it bans each word's token sequences, with and without a leading space)."""
+
+
 def chat_request_fields(request: GenerationRequest, adapter_path: str | None, *,
                         default_max_new_tokens: int) -> dict[str, Any]:
     """``ChatCompletionRequest(**fields)`` (vLLM's OpenAI protocol) for one of our requests, streamed with a
@@ -159,6 +163,8 @@ def chat_request_fields(request: GenerationRequest, adapter_path: str | None, *,
         fields["repetition_penalty"] = params.repetition_penalty
     if params.no_repeat_ngram_size:
         log.debug("no_repeat_ngram_size=%d has no vLLM equivalent; dropped", params.no_repeat_ngram_size)
+    if params.no_links:
+        fields["bad_words"] = list(VLLM_LINK_WORDS)
     return fields
 
 

@@ -4,12 +4,14 @@ stops and repetition controls (the fallback behind `serving.engine.ContinuousEng
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from serving.generation import (
+    LinkBan,
     BASE_ADAPTER_NAME,
     ChatMessage,
     Generation,
@@ -54,11 +56,13 @@ class _PerRowSampler:
     RNG and leaves only that token finite, so greedy picks it. Greedy rows get the controls, then argmax.
     """
 
-    def __init__(self, rows: list[_RowState], prompt_length: int) -> None:
+    def __init__(self, rows: list[_RowState], prompt_length: int, link_ban: Callable[[], LinkBan]) -> None:
         from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
         self.rows = rows
         self.prompt_length = prompt_length
+        self.no_links = [i for i, row in enumerate(rows) if row.job.params.no_links]
+        self.link_ban = link_ban() if self.no_links else None
         self.sampled = {i for i, row in enumerate(rows) if row.job.params.temperature > 0}
         self.controls: dict[int, list[Any]] = {}
         for i, row in enumerate(rows):
@@ -75,6 +79,10 @@ class _PerRowSampler:
         import torch
 
         completion = input_ids[:, self.prompt_length :]
+        for i in self.no_links:
+            assert self.link_ban is not None
+            last = int(completion[i, -1]) if completion.shape[1] else None
+            scores[i, self.link_ban.banned(last)] = float("-inf")
         for i, controls in self.controls.items():
             if completion.shape[1] == 0:
                 break
@@ -211,6 +219,11 @@ class BatchEngine:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         self.context_tokens = int(getattr(self.base.config, "max_position_embeddings", 2048))
 
+    @functools.cached_property
+    def link_ban(self) -> LinkBan:
+        """What a ``no_links`` request may not sample (worked out once, on the first such request)."""
+        return LinkBan(self.tokenizer)
+
     # adapters --------------------------------------------------------------------------------------
     @property
     def loaded_adapters(self) -> list[str]:
@@ -225,16 +238,33 @@ class BatchEngine:
             return name
         if not (Path(path) / "adapter_config.json").exists():
             raise NotFound(f"Adapter folder {path} has no adapter_config.json (was it deleted?).")
-        # Adapters run in the base model's dtype (PEFT would otherwise keep them in fp32 under a bf16 base).
         if self.peft is None:
             self.peft = PeftModel.from_pretrained(self.base, path, adapter_name=name, torch_device="cpu",
                                                   autocast_adapter_dtype=False)
         else:
             self.peft.load_adapter(path, adapter_name=name, torch_device="cpu", autocast_adapter_dtype=False)
-        self.peft.to(self.dtype).eval()
+        self.peft.eval()
+        self._cast_adapter(name)
         self._adapter_paths[name] = path
         log.info("loaded adapter %s as %s", path, name)
         return name
+
+    def _cast_adapter(self, name: str) -> None:
+        """Adapter `name`'s LoRA weights in the dtype its matmuls run in: the base model's (PEFT would otherwise
+        keep them in fp32 under a bf16 base), or bf16 beside int4 weights, whose matmuls round activations to
+        bf16 anyway; that halves what each loaded adapter costs a replica."""
+        import torch
+        from peft.tuners.lora import LoraLayer
+
+        dtype = torch.bfloat16 if self.quantized else self.dtype
+        for module in self.peft.modules():
+            if isinstance(module, LoraLayer):
+                for layers in (module.lora_A, module.lora_B):
+                    if name in layers:
+                        layers[name].to(dtype)
+                for weights in (module.lora_embedding_A, module.lora_embedding_B):
+                    if name in weights:
+                        weights[name].data = weights[name].data.to(dtype)
 
     def unload_adapter(self, path: str) -> None:
         name = adapter_name_for(path)
@@ -290,7 +320,9 @@ class BatchEngine:
         kwargs: dict[str, Any] = dict(
             **batch,
             generation_config=generation_config,
-            logits_processor=LogitsProcessorList([_PerRowSampler(rows, batch["input_ids"].shape[1])]),
+            logits_processor=LogitsProcessorList(
+                [_PerRowSampler(rows, batch["input_ids"].shape[1], lambda: self.link_ban)]
+            ),
             stopping_criteria=StoppingCriteriaList([tracker]),
         )
         model = self.base

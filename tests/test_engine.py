@@ -341,6 +341,8 @@ def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, a
     """The built-in model's decoder weights are exactly int4 (from its Q4 GGUF): packed int4 kernels serve
     them, with adapters. Their bf16 activations make a row's numbers depend on its batch (the kernels block
     differently by row count), so only a row alone is compared with ``generate``; `none` is the exact engine."""
+    import torch
+
     int4 = BatchEngine(runtime.config.model_copy(update={"quantize": "int4"}))
     assert int4.quantized and int4.info().quantized
     engine = ContinuousEngine(int4, max_batch_size=8)
@@ -349,6 +351,9 @@ def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, a
     for job, sink in zip(jobs, alone):
         _run(engine, {0: [(job, sink)]})
     texts = [sink.final.text for sink in alone]
+    # Beside int4 weights the adapter is kept in bf16 (half its fp32 memory); it is still the one that decodes.
+    lora = [p for name, p in int4.peft.named_parameters() if "lora_" in name]
+    assert lora and {p.dtype for p in lora} == {torch.bfloat16}
     assert texts == [_reference(int4, job) for job in jobs]
     assert texts[0] != texts[1], "the adapter did not change the int4 model's output"
     together = [Collector(engine) for _ in jobs]
@@ -357,3 +362,26 @@ def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, a
     # The first words agree with the fp32 model's: the drift comes later, not at once.
     fp32 = _reference(runtime, _job(runtime, PROMPTS[1]))
     assert texts[0].split()[:3] == fp32.split()[:3]
+
+
+def test_no_links_requests_never_write_a_web_address(runtime: BatchEngine) -> None:
+    """A request with ``no_links`` (the product sets it when nothing in the prompt can be cited) samples no token
+    that writes an address, in both engines; the same request without it writes one, so the ban did the work."""
+    prompt = "What is the web address of the Python language's official website? Reply with the full URL."
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    free, banned, sampled = Collector(engine), Collector(engine), Collector(engine)
+    _run(engine, {0: [(_job(runtime, prompt), free), (_job(runtime, prompt, no_links=True), banned),
+                      (_job(runtime, prompt, no_links=True, temperature=0.9, seed=3), sampled)]})
+    assert "://" in free.final.text or "www" in free.final.text.lower()
+    for text in (banned.final.text, sampled.final.text):
+        assert text.strip() and "://" not in text and "www" not in text.lower()
+
+    static: dict[int, str] = {}
+
+    def sink(step: list[list[StreamChunk]]) -> None:
+        for i, chunks in enumerate(step):
+            static[i] = static.get(i, "") + "".join(chunk.text for chunk in chunks)
+
+    runtime.generate([_job(runtime, prompt), _job(runtime, prompt, no_links=True)], sink)
+    assert "://" in static[0] or "www" in static[0].lower()
+    assert static[1].strip() and "://" not in static[1] and "www" not in static[1].lower()

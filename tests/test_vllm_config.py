@@ -85,7 +85,7 @@ def test_llm_config_fields_validate_against_ray_serve_llm() -> None:
     assert config.accelerator_type == "A10G"
     assert config.engine_kwargs["max_model_len"] == 4096
     assert config.engine_kwargs["max_loras"] == 6
-    assert config.engine_kwargs["max_lora_rank"] == 16  # train.lora_r's default
+    assert config.engine_kwargs["max_lora_rank"] == 64  # train.lora_r's default (48) rounded up
     # Ray Serve LLM reads adapters from cloud storage only: a local adapters folder is refused there, which
     # is why the client copies adapters to the lora path.
     local = llm_config_fields(_settings(vllm={"lora_path": "gs://b/adapters"}), "m")
@@ -173,7 +173,9 @@ def test_request_translation() -> None:
     }
     plain = chat_request_fields(_request(max_new_tokens=40), None, default_max_new_tokens=256)
     assert plain["model"] == "twin" and plain["max_tokens"] == 40
-    assert not {"seed", "stop", "repetition_penalty"} & plain.keys()
+    assert not {"seed", "stop", "repetition_penalty", "bad_words"} & plain.keys()
+    no_links = chat_request_fields(_request(no_links=True), None, default_max_new_tokens=256)
+    assert no_links["bad_words"] == ["://", "www."]
 
 
 def test_request_validates_against_vllms_chat_request() -> None:
@@ -181,8 +183,8 @@ def test_request_validates_against_vllms_chat_request() -> None:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
     except ImportError as exc:
         pytest.skip(f"ray.serve.llm cannot be imported here (no vLLM): {exc}")
-    body = ChatCompletionRequest(**chat_request_fields(_request(seed=1, stop=["x"], repetition_penalty=1.1),
-                                                       ADAPTER, default_max_new_tokens=64))
+    request = _request(seed=1, stop=["x"], repetition_penalty=1.1, no_links=True)
+    body = ChatCompletionRequest(**chat_request_fields(request, ADAPTER, default_max_new_tokens=64))
     assert body.model == "twin:author-3/v2" and body.stream and body.max_tokens == 64
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.hygiene import allowed_urls_text, clean_draft
+from evals.hygiene import allowed_urls_text, clean_draft, urls_in
 from evals.rules import PLATFORM_LIMITS, has_title_or_headings
 from evals.text import paragraphs
 from tools.options import ToolOptions
@@ -175,12 +175,16 @@ def make_generate_draft(
             examples=material.examples if adapter is None else [], passages=shown, adapter=adapter is not None,
         )
         budget = material.token_budget(options.max_new_tokens)
+        allowed = allowed_urls_text(brief, [p.text for p in given] + [p.url for p in given])
+        # With no address to cite, none can be written (a link the post-check would cut is never sampled).
+        no_links = not urls_in(allowed)
 
         def params(index: int) -> SamplingParams:
             return SamplingParams(
                 max_new_tokens=budget, temperature=options.temperature, top_p=options.top_p,
                 repetition_penalty=options.repetition_penalty, no_repeat_ngram_size=options.no_repeat_ngram_size,
                 seed=_candidate_seed(tool_call_id, index), stop=STOP_AT_QUOTE_MARKER, siblings=candidates,
+                no_links=no_links,
             )
 
         write = _token_writer()
@@ -198,7 +202,6 @@ def make_generate_draft(
         results = await asyncio.gather(
             streamed(), *(deps.model.generate(adapter, messages, params(i)) for i in range(1, candidates))
         )
-        allowed = allowed_urls_text(brief, [p.text for p in given] + [p.url for p in given])
         written: list[Candidate] = []
         for result in results:
             if result is None:
