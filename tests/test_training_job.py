@@ -144,7 +144,7 @@ def test_registry_records_the_run(trained: Trained) -> None:
     assert adapter.base_model == "smollm2-135m-instruct"
     stats = json.loads((Path(adapter.path) / "dataset_stats.json").read_text())
     assert adapter.dataset_hash == stats["dataset_hash"]
-    assert adapter.params["lora_r"] == 48 and adapter.params["learning_rate"] == 1e-3
+    assert adapter.params["lora_r"] == 16 and adapter.params["learning_rate"] == 1e-3
     assert adapter.params["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                 "down_proj"]
     m: dict[str, Any] = adapter.metrics

@@ -85,7 +85,7 @@ def test_llm_config_fields_validate_against_ray_serve_llm() -> None:
     assert config.accelerator_type == "A10G"
     assert config.engine_kwargs["max_model_len"] == 4096
     assert config.engine_kwargs["max_loras"] == 6
-    assert config.engine_kwargs["max_lora_rank"] == 64  # train.lora_r's default (48) rounded up
+    assert config.engine_kwargs["max_lora_rank"] == 16  # train.lora_r's default
     # Ray Serve LLM reads adapters from cloud storage only: a local adapters folder is refused there, which
     # is why the client copies adapters to the lora path.
     local = llm_config_fields(_settings(vllm={"lora_path": "gs://b/adapters"}), "m")

@@ -91,13 +91,12 @@ class TrainSettings(BaseModel):
     """CPUs each worker reserves in Ray and uses as torch threads; empty: a local Ray's free CPUs split
     evenly across the workers (on a cluster: at most one node's CPUs)."""
     use_gpu: bool = False
-    lora_r: int = 48
-    """LoRA rank on every linear layer. On a real author after 24 steps rank 64 dropped held-out perplexity as much
-    as the learning rate lever (0.730 vs 0.756 at rank 16, benchmarks/results/train_levers_round2.json) and the
-    two add up; 48 because a replica keeps each loaded adapter in memory (in bf16 beside int4 weights: 8 rank-48
-    adapters stay under 1.2x the base model's RSS, benchmarks/results/serve.json)."""
-    lora_alpha: int = 96
-    """LoRA scaling numerator (the update is scaled by alpha / r): kept at 2 x the rank."""
+    lora_r: int = 16
+    """LoRA rank on every linear layer. Rank 64 dropped held-out perplexity as much as the learning-rate lever
+    after 24 steps on one author (0.730 vs 0.756; benchmarks/results/train_levers_round2.json), but at the
+    120-step default on another, rank 48 ended worse than 16 (ratio 0.774 vs 0.752, simon_willison_til), and a
+    replica keeps every loaded adapter in memory: 16 stays."""
+    lora_alpha: int = 32
     lora_dropout: float = 0.05
     learning_rate: float = 2e-3
     """SFT learning rate (AdamW, linear decay). On a real author after 24 steps, held-out perplexity ratio 0.735
