@@ -15,7 +15,7 @@
 
     # make demo's author (demo/content, 3 of her articles held out) at the demo's budget, ~35 min in all
     python -m benchmarks.twin_quality --data-dir /tmp/twin-quality-demo --authors tova --demo-held-out 3 \
-        --sft-steps 32 --dpo-steps 4 --dpo-pairs 16 --max-new-tokens 160 --judge-base-samples 96 \
+        --sft-steps 32 --dpo-steps 4 --dpo-pairs 16 --max-new-tokens 160 --judge-base-samples 200 \
         --variants base,base_retrieval,adapter,adapter_retrieval,agent
 
     # smoke: one author, tiny everything
@@ -38,8 +38,9 @@ For each author (default chris_wellons and simon_willison_til, from ../shared/co
    run with the same settings (``twin_quality_drafts.json`` in the data dir) are reported as cached.
 4. Judge (benchmarks/judge.py): char n-gram TF-IDF + logistic regression over the FOUR real authors and a
    fifth class, the base model's own answers to titles of non-held-out posts (generated once and cached in
-   the data dir); trained on every non-held-out post cut into ~300-word passages, validated on the held-out
-   posts of all four authors.
+   the data dir, 400 by default); trained on every non-held-out post cut into ~300-word passages and on four
+   of every five base answers, validated on the held-out posts of all four authors and on the fifth base
+   answer (a judge that takes the base model's text for an author would credit a base-like twin).
 5. Optional, ``--feedback-items N`` (issue 15, the twin learning from the inbox): a simulated author edits
    the twin's drafts toward their own writing. The adapter drafts N titles of the author's posts that are in
    neither the training part nor the held-out set; each draft goes into the product's inbox and is edited

@@ -82,11 +82,13 @@ class ScriptedModel:
     def __init__(self, replies: list[str]) -> None:
         self.replies = replies
         self.prompts: list[list[dict[str, str]]] = []
+        self.params: list[Any] = []
 
     async def stream_chunks(self, adapter: Any, messages: list[dict[str, str]], params: Any) -> AsyncIterator[Any]:
         from serving.model_client import Generation, StreamChunk
 
         self.prompts.append(messages)
+        self.params.append(params)
         reply = self.replies[min(len(self.prompts) - 1, len(self.replies) - 1)]
         words = reply.split(" ")
         for i, word in enumerate(words):

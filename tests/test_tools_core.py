@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from agent_support import shared_world
+from agent_support import ScriptedModel, shared_world
 from webserver import serve_site
 
 from agents.deps import AgentDeps
 from tools.evaluate import make_evaluate_draft
+from tools.generate import make_generate_draft
 from tools.ingest import make_ingest_links
 from tools.options import ToolOptions
 from tools.retrieve import make_retrieve
@@ -149,3 +150,18 @@ async def test_evaluate_asks_a_style_classifier_when_the_adapter_has_dpo_data(wo
             from twin import schema
 
             conn.execute(schema.adapters.delete().where(schema.adapters.c.id == adapter.id))
+
+
+async def test_generate_bans_links_only_when_the_model_is_shown_no_address(world) -> None:
+    """With no address in the brief or the passages in front of the model, the draft's decoding may not write
+    one (`SamplingParams.no_links`); a brief or a passage that holds one lifts the ban."""
+    model = ScriptedModel(["Small deploys beat big rewrites."])
+    deps = AgentDeps(settings=world.settings, store=world.store, ingestion=world.ingestion, model=model)
+    tool = make_generate_draft(deps, world.author, ToolOptions())
+    cited = Passage(text="We moved queues to Postgres.", url="https://example.org/queues", origin="retrieved",
+                    document_id=1, score=1.0)
+    for args in ({"brief": "Why small deploys win", "platform": "linkedin"},
+                 {"brief": "Why small deploys win, after https://example.org/deploys", "platform": "linkedin"},
+                 {"brief": "Why small deploys win", "platform": "linkedin", "passages": [cited.model_dump()]}):
+        await tool.ainvoke(call("generate_draft", args))
+    assert [params.no_links for params in model.params] == [True, False, False]

@@ -98,7 +98,7 @@ def _token_writer() -> Callable[[Any], None]:
 
     try:
         return get_stream_writer()
-    except RuntimeError:
+    except (RuntimeError, KeyError):  # KeyError: called as a runnable (a config exists) but outside a graph
         return lambda _chunk: None
 
 
@@ -176,8 +176,9 @@ def make_generate_draft(
         )
         budget = material.token_budget(options.max_new_tokens)
         allowed = allowed_urls_text(brief, [p.text for p in given] + [p.url for p in given])
-        # With no address to cite, none can be written (a link the post-check would cut is never sampled).
-        no_links = not urls_in(allowed)
+        # With no address in front of the model, none can be written: a link it could only make up (the
+        # post-check would cut it) is never sampled.
+        no_links = not urls_in(allowed_urls_text(brief, [p.text for p in shown] + [p.url for p in shown]))
 
         def params(index: int) -> SamplingParams:
             return SamplingParams(
