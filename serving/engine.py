@@ -37,10 +37,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from serving.generation import (
-    LinkBan,
     BASE_ADAPTER_NAME,
     Generation,
     GenerationJob,
+    LinkBan,
     StreamChunk,
     _held_back,
     _row_generator,

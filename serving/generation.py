@@ -48,8 +48,8 @@ class SamplingParams(BaseModel):
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=16)
     """Above 0, no word-piece n-gram of this size appears twice in the completion: loops cannot form."""
     no_links: bool = False
-    """No token that writes a web address (one holding ``://``, or ``www``) is sampled. Set when the brief and
-    sources give no address to cite: the draft then cannot invent one, instead of having it cut out after."""
+    """No token that writes a web address is sampled (`LinkBan`). Set when the prompt shows no address to cite:
+    the draft then cannot invent one, instead of having it cut out after."""
     siblings: int = Field(default=1, ge=1, le=8)
     """How many requests with this same prompt and adapter the caller sends at once (a draft's best-of-N
     candidates). The CPU engine holds the first arrivals back briefly (at most ``SIBLING_WAIT_S``) so that

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from serving.generation import (
-    LinkBan,
     BASE_ADAPTER_NAME,
     ChatMessage,
     Generation,
     GenerationJob,
     GenerationRequest,
+    LinkBan,
     ModelConfig,
     ModelInfo,
     StreamChunk,
