@@ -238,33 +238,16 @@ class BatchEngine:
             return name
         if not (Path(path) / "adapter_config.json").exists():
             raise NotFound(f"Adapter folder {path} has no adapter_config.json (was it deleted?).")
+        # Adapters run in the base model's dtype (PEFT would otherwise keep them in fp32 under a bf16 base).
         if self.peft is None:
             self.peft = PeftModel.from_pretrained(self.base, path, adapter_name=name, torch_device="cpu",
                                                   autocast_adapter_dtype=False)
         else:
             self.peft.load_adapter(path, adapter_name=name, torch_device="cpu", autocast_adapter_dtype=False)
-        self.peft.eval()
-        self._cast_adapter(name)
+        self.peft.to(self.dtype).eval()
         self._adapter_paths[name] = path
         log.info("loaded adapter %s as %s", path, name)
         return name
-
-    def _cast_adapter(self, name: str) -> None:
-        """Adapter `name`'s LoRA weights in the dtype its matmuls run in: the base model's (PEFT would otherwise
-        keep them in fp32 under a bf16 base), or bf16 beside int4 weights, whose matmuls round activations to
-        bf16 anyway; that halves what each loaded adapter costs a replica."""
-        import torch
-        from peft.tuners.lora import LoraLayer
-
-        dtype = torch.bfloat16 if self.quantized else self.dtype
-        for module in self.peft.modules():
-            if isinstance(module, LoraLayer):
-                for layers in (module.lora_A, module.lora_B):
-                    if name in layers:
-                        layers[name].to(dtype)
-                for weights in (module.lora_embedding_A, module.lora_embedding_B):
-                    if name in weights:
-                        weights[name].data = weights[name].data.to(dtype)
 
     def unload_adapter(self, path: str) -> None:
         name = adapter_name_for(path)

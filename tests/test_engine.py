@@ -341,8 +341,6 @@ def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, a
     """The built-in model's decoder weights are exactly int4 (from its Q4 GGUF): packed int4 kernels serve
     them, with adapters. Their bf16 activations make a row's numbers depend on its batch (the kernels block
     differently by row count), so only a row alone is compared with ``generate``; `none` is the exact engine."""
-    import torch
-
     int4 = BatchEngine(runtime.config.model_copy(update={"quantize": "int4"}))
     assert int4.quantized and int4.info().quantized
     engine = ContinuousEngine(int4, max_batch_size=8)
@@ -351,9 +349,6 @@ def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, a
     for job, sink in zip(jobs, alone):
         _run(engine, {0: [(job, sink)]})
     texts = [sink.final.text for sink in alone]
-    # Beside int4 weights the adapter is kept in bf16 (half its fp32 memory); it is still the one that decodes.
-    lora = [p for name, p in int4.peft.named_parameters() if "lora_" in name]
-    assert lora and {p.dtype for p in lora} == {torch.bfloat16}
     assert texts == [_reference(int4, job) for job in jobs]
     assert texts[0] != texts[1], "the adapter did not change the int4 model's output"
     together = [Collector(engine) for _ in jobs]
