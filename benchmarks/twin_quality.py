@@ -292,7 +292,9 @@ def judge_base_instructions(splits: dict[str, Split], count: int, seed: int) -> 
 
 async def generate_base_answers(model: Any, instructions: list[str], max_new_tokens: int, seed: int,
                                 slots: int) -> list[str]:
-    """The bare base model's answers through the product's model client, decoded as the base variant is."""
+    """The bare base model's answers through the product's model client, decoded as the base variant is except
+    for `no_links` (not set here; the judge strips every address before it reads a text, and cached answers of
+    earlier runs stay comparable)."""
     from evals.variants import _text_of, product_sampling
 
     gate = asyncio.Semaphore(max(1, slots))
