@@ -55,6 +55,12 @@ def train(
         help="Most DPO preference pairs (each costs one base-model generation). Default from settings.",
     ),
     epochs: float | None = typer.Option(None, "--epochs", help="SFT epochs (capped by --max-steps)."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes",
+        help="Wall-clock budget of the whole job: SFT stops at its first step past 75% of it, DPO past 95%, "
+        "keeping what they learned (0: none, the step caps alone). Default from settings "
+        "(TWIN_TRAIN__MAX_MINUTES, 60).",
+    ),
     gpu: bool | None = typer.Option(None, "--gpu/--cpu", help="Train on GPUs (NCCL) or CPUs (gloo)."),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
     feedback_only: bool = typer.Option(
@@ -79,7 +85,7 @@ def train(
 ) -> None:
     """Fine-tune a LoRA twin of AUTHOR (SFT on their writing, then DPO) with Ray Train, and register it.
 
-    Example: `twin train juno` (about an hour for ~100 posts on a 2-core laptop) or `twin train juno
+    Example: `twin train juno` (at most about an hour: --max-minutes 60 by default) or `twin train juno
     --max-steps 50 --dpo-max-steps 8` for a quicker one. Held-out perplexity of unseen documents, base
     model vs adapter, is printed at the end and stored with the adapter. After editing, approving and
     discarding drafts in the inbox, `twin train juno --feedback-only` teaches the active adapter those
@@ -106,6 +112,7 @@ def train(
             dpo_max_steps=dpo_max_steps,
             dpo_max_pairs=dpo_pairs,
             epochs=epochs,
+            max_minutes=max_minutes,
             use_gpu=gpu,
             dpo=False if no_dpo else None,
             code_mix=True if with_code else None,
@@ -173,6 +180,10 @@ def train(
     if not adapter.params.get("dpo_ran", True) and adapter.params.get("dpo_error"):
         error = adapter.params["dpo_error"]
         console.print(f"[yellow]DPO did not run ({error}); this adapter is SFT only.[/yellow]")
+    for stage in ("sft", "dpo"):
+        if m.get(f"{stage}_stopped_by_budget"):
+            console.print(f"[yellow]{stage.upper()} stopped at step {int(m[f'{stage}_step'])} of "
+                          f"{int(m[f'{stage}_planned_steps'])}: the time budget (--max-minutes) ran out.[/yellow]")
     losses = (
         f"DPO on {m.get('feedback_pairs', 0)} inbox preferences over v{m.get('base_adapter_version')}, "
         f"loss {m['train_loss']:.3f}" if m.get("dpo_only") else

@@ -60,6 +60,9 @@ class TrainRequest(BaseModel):
     dpo_max_steps: int | None = Field(default=None, ge=-1)
     dpo_max_pairs: int | None = Field(default=None, ge=0)
     epochs: float | None = Field(default=None, gt=0)
+    max_minutes: float | None = Field(
+        default=None, ge=0, description="Wall-clock budget of the job in minutes (0: none, the step caps alone)."
+    )
     use_gpu: bool | None = None
     feedback_only: bool | None = Field(
         default=None, description="A short DPO-only run on the inbox's preference pairs, on top of the active adapter."

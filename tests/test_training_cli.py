@@ -145,13 +145,27 @@ def test_train_flags_reach_the_config_and_an_sft_only_adapter_says_why(
     monkeypatch.setattr(training.job, "train", fake_train)
     store.add_author("x")  # the command reads the author's inbox preferences before it trains
     result = CliRunner().invoke(cli, ["train", "x", "--max-steps", "7", "--dpo-max-steps", "3", "--dpo-pairs", "12",
-                                      "--epochs", "1.5"])
+                                      "--epochs", "1.5", "--max-minutes", "30"])
     assert result.exit_code == 0, result.output
     config = seen["config"]
     assert (config.max_steps, config.dpo_max_steps, config.dpo_max_pairs, config.epochs) == (7, 3, 12, 1.5)
+    assert config.max_minutes == 30
     assert config.workers == 1  # one worker with every core is the default on one machine
     assert "keeping SFT: boom" in result.output and "SFT only" in result.output
 
     defaults = CliRunner().invoke(cli, ["train", "x", "--no-dpo"])
     assert defaults.exit_code == 0, defaults.output
     assert seen["config"].max_steps == Settings().train.max_steps and seen["config"].dpo is False
+    assert seen["config"].max_minutes == Settings().train.max_minutes == 60
+
+
+def test_the_time_budget_splits_between_the_stages() -> None:
+    """SFT may take steps until 75% of `max_minutes`, DPO until 95%; the rest saves and scores the adapter
+    (tests/test_training_budget.py stops a real run by it)."""
+    from training.config import TrainConfig
+
+    config = TrainConfig(max_minutes=60)
+    assert config.stage_deadline("sft", 1000.0) == 1000.0 + 45 * 60
+    assert config.stage_deadline("dpo", 1000.0) == 1000.0 + 57 * 60
+    assert TrainConfig(max_minutes=0).stage_deadline("sft", 0.0) is None
+    assert TrainConfig(max_minutes=None).stage_deadline("dpo", 0.0) is None

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict
 
 from twin.settings import Settings, TrainSettings
 
+SFT_BUDGET_SHARE = 0.75
+DPO_BUDGET_END = 0.95
+"""Of ``max_minutes``: SFT may run until 75% of it, DPO until 95%; the rest saves and scores the adapter."""
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -41,6 +44,9 @@ class TrainConfig(BaseModel):
     max_steps: int = _default("max_steps")
     """Cap on SFT optimizer steps: the run is ``epochs`` epochs or this many steps, whichever is fewer
     (-1: no cap; a smoke run is a small positive number)."""
+    max_minutes: float | None = _default("max_minutes")
+    """Wall-clock budget of the whole job; SFT stops past 75% of it, DPO past 95% (None or 0: the step caps
+    alone)."""
     dpo: bool = _default("dpo")
     dpo_learning_rate: float = _default("dpo_learning_rate")
     dpo_epochs: float = _default("dpo_epochs")
@@ -75,6 +81,13 @@ class TrainConfig(BaseModel):
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def stage_deadline(self, stage: str, started: float) -> float | None:
+        """When (``time.time()``) a stage of a job that started at `started` stops taking steps."""
+        if self.max_minutes is None or self.max_minutes <= 0:
+            return None
+        share = SFT_BUDGET_SHARE if stage == "sft" else DPO_BUDGET_END
+        return started + share * self.max_minutes * 60
 
     def stage_steps(self, stage: str, examples: int, workers: int | None = None) -> int:
         """Optimizer steps a stage runs on ``examples`` rows: its epochs, capped by its max steps."""

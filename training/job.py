@@ -191,8 +191,10 @@ def run_stage(
     eval_rows: list[dict[str, Any]],
     progress: ProgressFn,
     init_adapter: Any = None,
+    deadline: float | None = None,
 ) -> Result:
-    """One TorchTrainer run; its progress events are relayed to ``progress`` while it runs."""
+    """One TorchTrainer run; its progress events are relayed to ``progress`` while it runs. Past `deadline`
+    (``time.time()``) its workers take no further optimizer step."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -207,6 +209,7 @@ def run_stage(
         eval_rows=eval_rows,
         init_adapter=init_adapter,
         progress=events,
+        deadline=deadline,
     )
     storage = _storage(settings)
     trainer = TorchTrainer(
@@ -499,6 +502,7 @@ def claim_for_resume(store: DocumentStore, job_id: str, *, force: bool = False) 
         raise Conflict(f"Job {job_id} already finished.")
     if job.status == JobStatus.running and job.owner is not None and not job.owner.is_gone():
         raise Conflict(f"Job {job_id} is still running (process {job.owner.pid} on {job.owner.host}).")
+    started = time.time()  # the time budget's start (a resumed job gets it anew)
     state = ResumeState.model_validate({k: v for k, v in job.progress.items() if k in ResumeState.model_fields})
     if state.config is None:
         raise TwinError(f"Job {job_id} was recorded by a version that could not resume it; start a new one.")
@@ -608,6 +612,7 @@ def train(
             ray.shutdown()
         raise
 
+    started = time.time()  # the time budget's start (a resumed job gets it anew)
     state = ResumeState.model_validate({k: v for k, v in job.progress.items() if k in ResumeState.model_fields})
     state.config = state.config or config
     state.activate = activate
@@ -621,10 +626,15 @@ def train(
         if name in state.done:
             report(TrainProgress(stage=name, event="end", message="finished before the resume"))
             return _stage_result(state.done[name])
-        result = run_stage(name, settings, config, run_name, base_model_path, *args, **kwargs)
+        result = run_stage(name, settings, config, run_name, base_model_path, *args,
+                           deadline=config.stage_deadline(name, started), **kwargs)
         state.done[name] = StageDone(checkpoint=result.checkpoint.path, storage=_storage(settings),
                                      metrics=_json_safe(result.metrics))
-        report(TrainProgress(stage=name, event="end", message="stage finished"))
+        message = "stage finished"
+        if result.metrics.get("stopped_by_budget"):
+            message = (f"time budget: stopped at step {int(result.metrics['step'])} of "
+                       f"{int(result.metrics['planned_steps'])}")
+        report(TrainProgress(stage=name, event="end", message=message))
         return result
 
     adapter_dir: Path | None = None

@@ -52,6 +52,8 @@ class WorkerJob:
     """DPO starts from the SFT result's checkpoint (its ``adapter/`` folder)."""
     progress: Queue | None = None
     """Rank 0 puts progress events here for the driver (a Ray queue actor)."""
+    deadline: float | None = None
+    """``time.time()`` past which the stage takes no further optimizer step (the job's time budget)."""
 
 
 # setup helpers ---------------------------------------------------------------------------------------
@@ -233,7 +235,34 @@ def make_callbacks(job: WorkerJob, rank: int, start_step: int) -> list[TrainerCa
             self.saved_step = state.global_step
             self._progress({"event": "checkpoint", "step": state.global_step, "total": state.max_steps})
 
-    return [ProgressCallback(), RayTrainReportCallback()]
+    class TimeBudget(TrainerCallback):
+        """Ends training at the first optimizer step that finishes past `deadline`, on every rank at once.
+
+        Each rank reads its own clock, so they agree through an all-reduce (max): a rank that stopped a step
+        before the others would leave them waiting in the next gradient all-reduce for ever.
+        """
+
+        def __init__(self, deadline: float) -> None:
+            self.deadline = deadline
+            self.stopped_at: int | None = None
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            import torch
+            import torch.distributed as dist
+
+            over = time.time() >= self.deadline
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                flag = torch.tensor([int(over)], device=args.device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                over = bool(flag.item())
+            if over and state.global_step < state.max_steps:
+                control.should_training_stop = True
+                self.stopped_at = state.global_step
+
+    callbacks: list[TrainerCallback] = [ProgressCallback(), RayTrainReportCallback()]
+    if job.deadline is not None:
+        callbacks.insert(0, TimeBudget(job.deadline))
+    return callbacks
 
 
 # the loop ----------------------------------------------------------------------------------------------
@@ -281,6 +310,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             final["tokens_per_s"] = final["num_tokens"] / max(train_seconds, 1e-9)
         for key, value in _scalars(trainer.state.log_history[-1]).items():
             final.setdefault(key, value)  # train_runtime, train_samples_per_second, ...
+        budget = next((c for c in callbacks if hasattr(c, "stopped_at")), None)
+        final["stopped_by_budget"] = float(budget is not None and budget.stopped_at is not None)
+        final["planned_steps"] = float(trainer.state.max_steps)
         for log in trainer.state.log_history:  # DPO: rewards/accuracies, margins of the last logged step
             final.update({k: v for k, v in _scalars(log).items() if k.startswith("rewards/")})
         if job.stage == "sft" and trainer.eval_dataset is not None:

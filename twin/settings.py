@@ -119,6 +119,12 @@ class TrainSettings(BaseModel):
     """Cap on SFT optimizer steps (-1: none); the run is ``epochs`` epochs or this, whichever is fewer.
     120 steps of 4 examples are ~150k tokens: ~25 min at 100 tokens/s (a 2-core laptop), and two epochs of
     a 100-post author of short posts need fewer."""
+    max_minutes: float | None = 60.0
+    """Wall-clock budget of a training job (datasets, SFT, DPO, scoring), from when it starts (a resumed job
+    gets it anew): SFT ends at its first optimizer step past 75% of it, DPO past 95%, keeping what they learned
+    (the adapter's metrics say ``sft_stopped_by_budget``). The step caps still apply; None: no budget. On a CPU
+    where 120 SFT steps take 25 minutes it changes nothing; where they take 64 (an AVX2-only 2-core EPYC),
+    the run still ends in about an hour."""
     dpo_epochs: float = 1.0
     dpo_max_steps: int = 16
     """Cap on DPO optimizer steps (-1: none)."""
