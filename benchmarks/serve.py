@@ -14,7 +14,9 @@ One run measures, in order:
      (r=16 on every projection, as training makes them); target <= 1.2x;
 2. the product end to end (unless ``--skip-chat``): a real uvicorn server of `create_app` (its own model
    deployment, embedded Qdrant and SQLite) answering `/api/chat` for an author whose posts are stored, one
-   draft and one critique round per request (`agent.max_revisions=0`), sequential requests: p50/p95 latency.
+   draft and one critique round per request (`agent.max_revisions=0`), sequential requests: p50/p95 latency,
+   and the same as configured on 2026-11-23 (static fp32 engine, one candidate: 10.4 s p50 then), so that the
+   target (at most half of that) is a ratio within one run, whatever the machine.
 
 3. llama.cpp on the same model (the GGUF the built-in SmolLM2 is converted from), when scripts/llamacpp.sh has
    installed it: node-llama-cpp's prebuilt CPU binary runs benchmarks/llamacpp_bench.mjs with the same
@@ -239,7 +241,13 @@ def model_part(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def chat_part(args: argparse.Namespace) -> dict[str, Any]:
+CHAT_BASELINE = ("static-fp32", 1)
+"""The /api/chat configuration of 2026-11-23 (10.4 s p50 on that machine): the ``@serve.batch`` fp32 engine and
+one candidate per draft. The target (at most half of it) is checked against this measured in the same run."""
+
+
+def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dict[str, Any]:
+    """/api/chat p50/p95 on `deployment` with `candidates` best-of-N candidates per draft (0: the product's)."""
     import httpx
     import uvicorn
 
@@ -249,11 +257,11 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
     from twin.store import DocumentStore
 
     settings = _settings(Path(tempfile.mkdtemp(prefix="twin-chat-bench-")))
-    settings.serve.model_engine, settings.serve.model_quantize = DEPLOYMENTS[args.chat_deployment]
+    settings.serve.model_engine, settings.serve.model_quantize = DEPLOYMENTS[deployment]
     settings.serve.max_new_tokens = args.chat_max_new_tokens
     settings.agent.max_revisions = 0  # one draft, one critique round
-    if args.chat_candidates:
-        settings.agent.candidates = args.chat_candidates
+    if candidates:
+        settings.agent.candidates = candidates
     settings.schedule.enabled = False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -301,7 +309,8 @@ def chat_part(args: argparse.Namespace) -> dict[str, Any]:
         thread.join(timeout=60)
         stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
     return {
-        "requests": len(latencies), "drafts_per_request": 1, "candidates": settings.agent.candidates,
+        "deployment": deployment, "requests": len(latencies), "drafts_per_request": 1,
+        "candidates": settings.agent.candidates,
         "critique_rounds": 1,
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,
         "p50_s": statistics.median(latencies), "p95_s": _percentile(latencies, 0.95),
@@ -348,6 +357,8 @@ def main() -> None:
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
     parser.add_argument("--chat-posts", type=int, default=60)
     parser.add_argument("--skip-chat", action="store_true")
+    parser.add_argument("--skip-chat-baseline", action="store_true",
+                        help=f"do not measure /api/chat as of 2026-11-23 ({CHAT_BASELINE}) for the ratio")
     parser.add_argument("--skip-model", action="store_true", help="only the /api/chat part (and llama.cpp)")
     parser.add_argument("--llamacpp-dir", type=Path, default=REPO / ".cache" / "llamacpp",
                         help="where scripts/llamacpp.sh installed node-llama-cpp")
@@ -400,8 +411,15 @@ def main() -> None:
         print(json.dumps(report["targets"], indent=1), flush=True)
     if not args.skip_chat:
         print("== /api/chat end to end", flush=True)
-        report["chat"] = chat_part(args)
+        report["chat"] = chat_part(args, args.chat_deployment, args.chat_candidates)
         print(json.dumps(report["chat"], indent=1), flush=True)
+        if not args.skip_chat_baseline:
+            print(f"== /api/chat as configured on 2026-11-23: {CHAT_BASELINE}", flush=True)
+            report["chat_baseline"] = chat_part(args, *CHAT_BASELINE)
+            print(json.dumps(report["chat_baseline"], indent=1), flush=True)
+            ratio = report["chat"]["p50_s"] / report["chat_baseline"]["p50_s"]
+            report["chat_p50_to_baseline"] = {"ratio": ratio, "target": "<= 0.5", "met": ratio <= 0.5}
+            print(json.dumps(report["chat_p50_to_baseline"]), flush=True)
     report["load_avg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -118,6 +118,31 @@ async def test_evaluate_flags_invented_numbers_rule_violations_privacy_and_copyi
     assert any(r.startswith("Copying") for r in copied.critique.reasons)
 
 
+def test_memo_embed_embeds_each_distinct_text_once_with_the_real_embedder(world) -> None:
+    """The critique of N candidates shares one memo: the sources' sentences are embedded once, and a memoised
+    vector is the one the embedder gives."""
+    from tools.evaluate import MemoEmbed
+
+    embedder = world.ingestion.vectors.embedder
+    asked: list[list[str]] = []
+
+    def embed(texts):
+        asked.append(list(texts))
+        return embedder.embed_documents(texts)
+
+    memo = MemoEmbed(embed, max_texts=3)
+    sources = ["Postgres queues use SKIP LOCKED.", "Deploys are small."]
+    first = memo(["Draft one.", *sources])
+    second = memo(["Draft two.", *sources, "Draft two."])
+    assert asked == [["Draft one.", *sources], ["Draft two."]]
+    assert second[1:3] == first[1:3] and second[0] == second[3]
+    assert second[0] == embedder.embed_documents(["Draft two."])[0]
+    memo(sources)
+    assert len(asked) == 2, "kept: the sources were used last"
+    memo(["Draft one."])  # past max_texts, the least recently used went first: this one
+    assert asked[-1] == ["Draft one."]
+
+
 async def test_evaluate_asks_a_style_classifier_when_the_adapter_has_dpo_data(world, tmp_path) -> None:
     """The generic voice is the base model's answers in the active adapter's DPO pairs; here another real
     author's posts stand in for them, so the classifier has two real voices to tell apart."""

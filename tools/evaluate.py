@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,9 +141,37 @@ def load_or_fit_voice_scorer(
     return scorer
 
 
+class MemoEmbed:
+    """Dense embeddings, each distinct text computed once.
+
+    The critique of one run embeds the same passage sentences and brief for every candidate and revision
+    (4 candidates x ~100 source sentences): embedding them once each is most of what a critique costs.
+    Bounded, oldest first out, so a long-lived tool set cannot grow without limit.
+    """
+
+    def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], max_texts: int = 4096) -> None:
+        self._embed = embed
+        self._max_texts = max_texts
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+            if missing:
+                self._vectors.update(zip(missing, self._embed(missing), strict=True))
+            vectors = [self._vectors[t] for t in texts]
+            for text in texts:
+                self._vectors.move_to_end(text)
+            while len(self._vectors) > self._max_texts:
+                self._vectors.popitem(last=False)
+            return vectors
+
+
 def evaluate(
     deps: AgentDeps, author: Author, options: ToolOptions, text: str, platform: Platform, passages: list[str],
     exclude_urls: Sequence[str] = (), *, brief: str = "", prompt: str = "", grounding_required: bool = True,
+    embed: Callable[[Sequence[str]], list[list[float]]] | None = None,
 ) -> Evaluation:
     from evals.scoring import Thresholds, score_draft
 
@@ -153,7 +183,7 @@ def evaluate(
         profile=scorers.profile,
         passages=passages,
         copy_detector=scorers.copy_detector,
-        embed=deps.ingestion.vectors.embedder.embed_documents,
+        embed=embed or deps.ingestion.vectors.embedder.embed_documents,
         thresholds=Thresholds(
             style=options.style_threshold,
             stylometry=options.stylometry_threshold,
@@ -180,13 +210,15 @@ def evaluate(
 def make_evaluate_draft(
     deps: AgentDeps, author: Author, options: ToolOptions, exclude_urls: Sequence[str] = ()
 ) -> BaseTool:
+    embed = MemoEmbed(lambda texts: deps.ingestion.vectors.embedder.embed_documents(texts))
+
     async def evaluate_draft(
         text: str, platform: Platform, passages: list[str] | None = None, brief: str = "", prompt: str = "",
         grounding_required: bool = True,
     ) -> tuple[str, Evaluation]:
         evaluation = await asyncio.to_thread(
             lambda: evaluate(deps, author, options, text, platform, passages or [], exclude_urls,
-                             brief=brief, prompt=prompt, grounding_required=grounding_required)
+                             brief=brief, prompt=prompt, grounding_required=grounding_required, embed=embed)
         )
         verdict = "passes" if evaluation.critique.passed else "fails"
         lines = [f"The draft {verdict}: " + ", ".join(f"{k}={v:.2f}" for k, v in evaluation.scores.items())]
