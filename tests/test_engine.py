@@ -337,6 +337,29 @@ def test_the_loop_thread_serves_submissions_and_calls(runtime: BatchEngine, adap
         engine.close()
 
 
+def test_int4_prefill_runs_on_the_exact_fp32_weights(runtime: BatchEngine) -> None:
+    """A prompt's prefill (PREFILL_ROWS rows or more in one matmul) unpacks each int4 layer to its fp32
+    weights, bit for bit the model's own, so it computes what the fp32 model computes; decoding's few rows
+    stay on the packed kernel (bf16 activations: close, not equal)."""
+    import torch
+
+    from serving.quantize import PREFILL_ROWS
+
+    int4 = BatchEngine(runtime.config.model_copy(update={"quantize": "int4"}))
+    packed = [layer.mlp.down_proj for layer in int4.base.model.layers]
+    exact = [layer.mlp.down_proj for layer in runtime.base.model.layers]
+    assert all(p.weight.numel() == 0 for p in packed), "the int4 model keeps no fp32 weights"
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for p, e in zip(packed, exact, strict=True):
+            prompt = torch.randn(PREFILL_ROWS, e.in_features, generator=generator)
+            assert torch.equal(p(prompt), e(prompt))
+        decode = torch.randn(4, exact[0].in_features, generator=generator)
+        close, reference = packed[0](decode), exact[0](decode)
+        assert not torch.equal(close, reference)
+        assert (close - reference).norm() / reference.norm() < 0.01
+
+
 def test_int4_weights_serve_the_same_engine_and_adapters(runtime: BatchEngine, adapters: list[str]) -> None:
     """The built-in model's decoder weights are exactly int4 (from its Q4 GGUF): packed int4 kernels serve
     them, with adapters. Their bf16 activations make a row's numbers depend on its batch (the kernels block
