@@ -259,6 +259,7 @@ def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dic
     settings = _settings(Path(tempfile.mkdtemp(prefix="twin-chat-bench-")))
     settings.serve.model_engine, settings.serve.model_quantize = DEPLOYMENTS[deployment]
     settings.serve.max_new_tokens = args.chat_max_new_tokens
+    settings.serve.torch_threads = args.chat_torch_threads
     settings.agent.max_revisions = 0  # one draft, one critique round
     if candidates:
         settings.agent.candidates = candidates
@@ -309,7 +310,8 @@ def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dic
         thread.join(timeout=60)
         stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
     return {
-        "deployment": deployment, "requests": len(latencies), "drafts_per_request": 1,
+        "deployment": deployment, "torch_threads": settings.serve.torch_threads, "requests": len(latencies),
+        "drafts_per_request": 1,
         "candidates": settings.agent.candidates,
         "critique_rounds": 1,
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,
@@ -354,6 +356,8 @@ def main() -> None:
     parser.add_argument("--chat-max-new-tokens", type=int, default=96)
     parser.add_argument("--chat-candidates", type=int, default=0,
                         help="best-of-N candidates per draft (0: the product's default, agent.candidates)")
+    parser.add_argument("--chat-torch-threads", type=int, default=1,
+                        help="the chat service's model replica's torch threads (the API process shares the cores)")
     parser.add_argument("--chat-corpus", default="brandur_leach_atoms")
     parser.add_argument("--chat-posts", type=int, default=60)
     parser.add_argument("--skip-chat", action="store_true")
