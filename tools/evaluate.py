@@ -145,8 +145,8 @@ class MemoEmbed:
     """Dense embeddings, each distinct text computed once.
 
     The critique of one run embeds the same passage sentences and brief for every candidate and revision
-    (4 candidates x ~100 source sentences): embedding them once each is most of what a critique costs.
-    Bounded, oldest first out, so a long-lived tool set cannot grow without limit.
+    (4 candidates x ~100 source sentences): with the memo each is embedded once, not once per candidate.
+    Bounded, least recently used out first, so a long-lived tool set cannot grow without limit.
     """
 
     def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], max_texts: int = 4096) -> None:

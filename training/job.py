@@ -502,7 +502,6 @@ def claim_for_resume(store: DocumentStore, job_id: str, *, force: bool = False) 
         raise Conflict(f"Job {job_id} already finished.")
     if job.status == JobStatus.running and job.owner is not None and not job.owner.is_gone():
         raise Conflict(f"Job {job_id} is still running (process {job.owner.pid} on {job.owner.host}).")
-    started = time.time()  # the time budget's start (a resumed job gets it anew)
     state = ResumeState.model_validate({k: v for k, v in job.progress.items() if k in ResumeState.model_fields})
     if state.config is None:
         raise TwinError(f"Job {job_id} was recorded by a version that could not resume it; start a new one.")
