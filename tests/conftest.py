@@ -59,6 +59,25 @@ def postgres_schema(prefix: str = "twin_test") -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
+def smoke_training_store(data_dir: Path, author: str, posts: int = 16) -> tuple[Settings, DocumentStore]:
+    """Settings and a store holding `posts` of brandur_leach_atoms' posts as `author`'s, sized for a smoke run
+    of real training (8-token DPO answers, 2 scored held-out examples)."""
+    from twin.domain import Kind, Platform, RawDocument
+
+    settings = Settings(data_dir=data_dir, models_path=MODELS_CACHE, _env_file=None)
+    settings.train.min_words = 500
+    settings.train.dpo_max_new_tokens = 8
+    settings.train.max_eval_examples = 2
+    settings.ensure_dirs()
+    store = DocumentStore.from_url(settings.resolved_database_url)
+    record = store.add_author(author)
+    for i, item in enumerate(load_corpus("brandur_leach_atoms", posts)):
+        raw = RawDocument(url=f"https://brandur.org/atoms/{i}", platform=Platform.x, kind=Kind.post,
+                          title=item["title"], text=item["text"])
+        store.upsert_document(record, None, raw, item["text"])
+    return settings, store
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the developer's home or .env: point everything at tmp."""

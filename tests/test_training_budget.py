@@ -14,12 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPORA_DIR, MODELS_CACHE, load_corpus
+from conftest import CORPORA_DIR, smoke_training_store
 from training.config import TrainConfig
 from training.job import WORKER_ENV, TrainProgress, train
-from twin.domain import Kind, Platform, RawDocument
-from twin.settings import Settings
-from twin.store import DocumentStore
 
 pytestmark = pytest.mark.slow
 AUTHOR = "brandur"
@@ -33,17 +30,7 @@ def test_stages_stop_at_the_time_budget_and_keep_what_they_learned(tmp_path: Pat
 
     for key, value in WORKER_ENV.items():
         monkeypatch.setenv(key, value)
-    settings = Settings(data_dir=tmp_path / "data", models_path=MODELS_CACHE, _env_file=None)
-    settings.train.min_words = 500
-    settings.train.dpo_max_new_tokens = 8
-    settings.train.max_eval_examples = 2
-    settings.ensure_dirs()
-    store = DocumentStore.from_url(settings.resolved_database_url)
-    author = store.add_author(AUTHOR)
-    for i, item in enumerate(load_corpus("brandur_leach_atoms", 16)):
-        raw = RawDocument(url=f"https://brandur.org/atoms/{i}", platform=Platform.x, kind=Kind.post,
-                          title=item["title"], text=item["text"])
-        store.upsert_document(author, None, raw, item["text"])
+    settings, store = smoke_training_store(tmp_path / "data", AUTHOR)
     config = TrainConfig.from_settings(
         settings, max_steps=4, batch_size=1, gradient_accumulation_steps=1, max_length=128, save_steps=100,
         dpo_max_pairs=3, dpo_max_steps=3, dpo_gradient_accumulation_steps=1, max_failures=0,

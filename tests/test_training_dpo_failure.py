@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPORA_DIR, MODELS_CACHE, load_corpus
+from conftest import CORPORA_DIR, smoke_training_store
 from training.config import TrainConfig
 from training.job import WORKER_ENV, TrainProgress, train
-from twin.domain import JobStatus, Kind, Platform, RawDocument
-from twin.settings import Settings
-from twin.store import DocumentStore
+from twin.domain import JobStatus
 
 pytestmark = pytest.mark.slow
 AUTHOR = "brandur"
@@ -32,17 +30,7 @@ def test_a_failed_dpo_stage_registers_the_sft_adapter(tmp_path: Path, monkeypatc
 
     for key, value in WORKER_ENV.items():
         monkeypatch.setenv(key, value)
-    settings = Settings(data_dir=tmp_path / "data", models_path=MODELS_CACHE, _env_file=None)
-    settings.train.min_words = 500
-    settings.train.dpo_max_new_tokens = 8
-    settings.train.max_eval_examples = 2
-    settings.ensure_dirs()
-    store = DocumentStore.from_url(settings.resolved_database_url)
-    author = store.add_author(AUTHOR)
-    for i, item in enumerate(load_corpus("brandur_leach_atoms", 16)):
-        raw = RawDocument(url=f"https://brandur.org/atoms/{i}", platform=Platform.x, kind=Kind.post,
-                          title=item["title"], text=item["text"])
-        store.upsert_document(author, None, raw, item["text"])
+    settings, store = smoke_training_store(tmp_path / "data", AUTHOR)
     config = TrainConfig.from_settings(
         settings, max_steps=1, batch_size=2, max_length=128, save_steps=100, dpo_max_pairs=2, dpo_max_steps=1,
         max_failures=0, fail_dpo=True,
