@@ -311,9 +311,7 @@ def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dic
         stop_local_ray()  # the service stops the Ray it started; this is for a server that died early
     return {
         "deployment": deployment, "torch_threads": settings.serve.torch_threads, "requests": len(latencies),
-        "drafts_per_request": 1,
-        "candidates": settings.agent.candidates,
-        "critique_rounds": 1,
+        "drafts_per_request": 1, "candidates": settings.agent.candidates, "critique_rounds": 1,
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,
         "p50_s": statistics.median(latencies), "p95_s": _percentile(latencies, 0.95),
         "latencies_s": latencies, "draft_words_median": statistics.median(tokens),

@@ -244,7 +244,6 @@ def make_callbacks(job: WorkerJob, rank: int, start_step: int) -> list[TrainerCa
 
         def __init__(self, deadline: float) -> None:
             self.deadline = deadline
-            self.stopped_at: int | None = None
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             import torch
@@ -255,9 +254,8 @@ def make_callbacks(job: WorkerJob, rank: int, start_step: int) -> list[TrainerCa
                 flag = torch.tensor([int(over)], device=args.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 over = bool(flag.item())
-            if over and state.global_step < state.max_steps:
+            if over:
                 control.should_training_stop = True
-                self.stopped_at = state.global_step
 
     callbacks: list[TrainerCallback] = [ProgressCallback(), RayTrainReportCallback()]
     if job.deadline is not None:
@@ -310,8 +308,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             final["tokens_per_s"] = final["num_tokens"] / max(train_seconds, 1e-9)
         for key, value in _scalars(trainer.state.log_history[-1]).items():
             final.setdefault(key, value)  # train_runtime, train_samples_per_second, ...
-        budget = next((c for c in callbacks if hasattr(c, "stopped_at")), None)
-        final["stopped_by_budget"] = float(budget is not None and budget.stopped_at is not None)
+        # Only the time budget ends a stage before its planned steps (max_steps is its epochs, capped).
+        final["stopped_by_budget"] = float(trainer.state.global_step < trainer.state.max_steps)
         final["planned_steps"] = float(trainer.state.max_steps)
         for log in trainer.state.log_history:  # DPO: rewards/accuracies, margins of the last logged step
             final.update({k: v for k, v in _scalars(log).items() if k.startswith("rewards/")})
