@@ -56,7 +56,7 @@ def train(
     ),
     epochs: float | None = typer.Option(None, "--epochs", help="SFT epochs (capped by --max-steps)."),
     max_minutes: float | None = typer.Option(
-        None, "--max-minutes",
+        None, "--max-minutes", min=0,
         help="Wall-clock budget of the whole job: SFT stops at its first step past 75% of it, DPO past 95%, "
         "keeping what they learned (0: none, the step caps alone). Default from settings "
         "(TWIN_TRAIN__MAX_MINUTES, 60).",

@@ -158,6 +158,10 @@ def test_train_flags_reach_the_config_and_an_sft_only_adapter_says_why(
     assert seen["config"].max_steps == Settings().train.max_steps and seen["config"].dpo is False
     assert seen["config"].max_minutes == Settings().train.max_minutes == 60
 
+    seen.clear()
+    negative = CliRunner().invoke(cli, ["train", "x", "--max-minutes", "-5"])
+    assert negative.exit_code == 2 and "--max-minutes" in negative.output and not seen
+
 
 def test_the_time_budget_splits_between_the_stages() -> None:
     """SFT may take steps until 75% of `max_minutes`, DPO until 95%; the rest saves and scores the adapter
