@@ -47,6 +47,7 @@ from serving.generation import (
     adapter_name_for,
     sample_token,
 )
+from serving.prefix_cache import PromptCache
 from serving.static_engine import BatchEngine
 from twin.domain import TwinError
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     import torch
 
     from serving.cascade import SharedPrefixes
+    from serving.prefix_cache import PrefixHit
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,9 @@ class ContinuousEngine:
         self.cascade = _use_cascade_attention(runtime)
         """Candidates of one prompt read it from one shared copy (`serving.cascade`) rather than N copies."""
         self._prefixes: SharedPrefixes | None = None
+        budget = runtime.config.prompt_cache_mb * 2**20
+        self.prompt_cache = PromptCache(budget) if budget > 0 else None
+        """Recent prompts' keys and values, for later prompts that start the same way (`serving.prefix_cache`)."""
 
     # the API the deployment uses ---------------------------------------------------------------------
     def submit(self, job: GenerationJob, sink: RowSink) -> Ticket:
@@ -200,6 +205,8 @@ class ContinuousEngine:
             self._deferred_unloads.add(path)
         else:
             self.runtime.unload_adapter(path)
+            if self.prompt_cache is not None:
+                self.prompt_cache.drop_adapter(path)
 
     def start(self) -> None:
         """Run the step loop on a daemon thread of its own."""
@@ -305,6 +312,22 @@ class ContinuousEngine:
 
     # prefill and decode --------------------------------------------------------------------------------
     def _prefill(self, rows: list[_Row]) -> None:
+        """Prefill newcomers. A prompt that starts like a cached one (`prompt_cache`) runs only its new tokens,
+        in a forward of its own; the others run together, left-padded."""
+        by_prompt: dict[tuple[tuple[int, ...], str | None], list[_Row]] = {}
+        for row in rows:
+            by_prompt.setdefault(row.ticket.prompt_key, []).append(row)
+        cold: list[_Row] = []
+        for (token_ids, adapter), group in by_prompt.items():
+            hit = self.prompt_cache.lookup(adapter, token_ids) if self.prompt_cache is not None else None
+            if hit is None:
+                cold.extend(group)
+            else:
+                self._prefill_rows(group, hit)
+        if cold:
+            self._prefill_rows(cold, None)
+
+    def _prefill_rows(self, rows: list[_Row], hit: PrefixHit | None) -> None:
         import torch
         from transformers import DynamicCache
 
@@ -317,12 +340,25 @@ class ContinuousEngine:
         leaders = [rows[keys.index(key)] for key in unique]
         prompts = [row.ticket.job.prompt_ids for row in leaders]
         width = max(len(p) for p in prompts)
-        pad = self.runtime.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
-        position_ids = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         cache = DynamicCache(config=self.runtime.base.config)
+        if hit is None:
+            pad = self.runtime.tokenizer.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+            position_ids = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        else:  # one prompt: the cached prefix, then its own tokens
+            for layer, (k, v) in enumerate(zip(hit.entry.keys, hit.entry.values, strict=True)):
+                cache.update(k[:, :, : hit.length], v[:, :, : hit.length], layer)
+            input_ids = torch.tensor([prompts[0][hit.length :]], dtype=torch.long)
+            mask = torch.ones(1, width, dtype=torch.long)
+            position_ids = torch.arange(hit.length, width).unsqueeze(0)
         logits = self._forward(leaders, input_ids, mask, position_ids, cache)
+        if self.prompt_cache is not None:
+            for u, leader in enumerate(leaders):
+                start = width - len(prompts[u])
+                token_ids, adapter = leader.ticket.prompt_key
+                self.prompt_cache.store(adapter, token_ids, [layer.keys[u : u + 1, :, start:] for layer in cache.layers],
+                                        [layer.values[u : u + 1, :, start:] for layer in cache.layers])
         if len(leaders) < len(rows):
             shared = [u for u in range(len(leaders)) if index.count(u) > 1] if self.cascade else []
             if shared:

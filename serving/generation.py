@@ -112,6 +112,10 @@ class ModelInfo(BaseModel):
     """The decoder runs on int4 weights."""
     rss_bytes: int = 0
     """The replica's resident memory (base model, adapters, caches)."""
+    prompt_cache_hits: int = 0
+    """Prompts that started from a cached prefix (continuous engine)."""
+    prompt_cache_reused_tokens: int = 0
+    """Prompt tokens those hits did not have to prefill."""
 
 
 class ModelConfig(BaseModel):
@@ -132,6 +136,8 @@ class ModelConfig(BaseModel):
     max_adapters: int = Field(default=8, ge=1)
     engine: Literal["continuous", "static"] = "continuous"
     """``continuous``: iteration-level batching (serving/engine.py); ``static``: one ``generate`` per batch."""
+    prompt_cache_mb: int = Field(default=128, ge=0)
+    """Keys and values of recent prompts kept for prompts that start the same way (continuous engine; 0: off)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, base_model: str) -> ModelConfig:
@@ -146,6 +152,7 @@ class ModelConfig(BaseModel):
             max_new_tokens=serve_settings.max_new_tokens,
             max_adapters=serve_settings.max_adapters_per_replica,
             engine=serve_settings.model_engine,
+            prompt_cache_mb=serve_settings.prompt_cache_mb,
         )
 
 

@@ -403,3 +403,69 @@ def test_no_links_requests_never_write_a_web_address(runtime: BatchEngine) -> No
     runtime.generate([_job(runtime, prompt), _job(runtime, prompt, no_links=True)], sink)
     assert "://" in static[0] or "www" in static[0].lower()
     assert static[1].strip() and "://" not in static[1] and "www" not in static[1].lower()
+
+
+SYSTEM = ("You write short posts for an engineer who builds data pipelines. Here is how they write: plain words, "
+          "one idea per post, numbers over adjectives, no hashtags, and a closing line that says what to try "
+          "next. They never open with a greeting and never thank the reader.")
+
+
+def _chat_job(runtime: BatchEngine, user: str, adapter: str | None = None) -> GenerationJob:
+    request = GenerationRequest(
+        messages=[ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=user)],
+        params=SamplingParams(temperature=0.0, max_new_tokens=TOKENS),
+    )
+    return runtime.make_job(request, adapter)
+
+
+def test_a_prompt_that_starts_like_a_cached_one_prefills_only_its_new_tokens(runtime: BatchEngine,
+                                                                              adapters: list[str]) -> None:
+    """Prefix caching: a prompt sharing a cached prompt's system turn runs only its own tokens through the model,
+    the very same prompt again runs one token, another adapter's cache is never used, and every greedy output
+    still matches plain ``generate``."""
+    engine = ContinuousEngine(runtime, max_batch_size=8)
+    assert engine.prompt_cache is not None
+    fed: list[int] = []
+    hook = runtime.base.get_input_embeddings().register_forward_pre_hook(lambda _, args: fed.append(args[0].shape[1]))
+    try:
+        first, second = _chat_job(runtime, PROMPTS[2]), _chat_job(runtime, PROMPTS[4])
+        same_again, other_adapter = _chat_job(runtime, PROMPTS[2]), _chat_job(runtime, PROMPTS[4], adapters[0])
+        sinks = {}
+        for name, job in (("first", first), ("second", second), ("same_again", same_again),
+                          ("other_adapter", other_adapter)):
+            fed.clear()
+            sinks[name] = Collector(engine)
+            _run(engine, {0: [(job, sinks[name])]})
+            sinks[name].prefill = fed[0]
+    finally:
+        hook.remove()
+
+    shared = next(i for i, (a, b) in enumerate(zip(first.prompt_ids, second.prompt_ids)) if a != b)
+    assert shared > 40  # the chat template's system turn
+    assert sinks["first"].prefill == len(first.prompt_ids)
+    assert sinks["second"].prefill == len(second.prompt_ids) - shared
+    assert sinks["same_again"].prefill == 1
+    assert sinks["other_adapter"].prefill == len(other_adapter.prompt_ids)
+    assert engine.prompt_cache.hits == 2
+    assert engine.prompt_cache.reused_tokens == shared + len(first.prompt_ids) - 1
+    jobs = {"first": first, "second": second, "same_again": same_again, "other_adapter": other_adapter}
+    assert {name: sinks[name].final.text for name in jobs} == {name: _reference(runtime, job) for name, job in jobs.items()}
+
+    # Unloading an adapter forgets its prompts: the same folder could hold other weights when it comes back.
+    engine.unload_adapter(adapters[0])
+    assert all(entry.adapter != adapters[0] for entry in engine.prompt_cache._entries.values())
+
+
+def test_a_zero_prompt_cache_budget_turns_prefix_caching_off(runtime: BatchEngine, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("TWIN_SERVE__PROMPT_CACHE_MB", "0")
+    config = ModelConfig.from_settings(Settings(data_dir=tmp_path, _env_file=None), runtime.config.base_model)
+    assert config.prompt_cache_mb == 0
+    monkeypatch.setattr(runtime, "config", runtime.config.model_copy(update={"prompt_cache_mb": 0}))
+    engine = ContinuousEngine(runtime, max_batch_size=2)
+    assert engine.prompt_cache is None
+    job = _chat_job(runtime, PROMPTS[0])
+    for _ in range(2):
+        sink = Collector(engine)
+        _run(engine, {0: [(job, sink)]})
+        assert sink.final.text == _reference(runtime, job)

@@ -246,6 +246,10 @@ class ServeSettings(BaseModel):
     model_engine: Literal["continuous", "static"] = "continuous"
     """``continuous``: requests join the running batch at the next decoding step; ``static``: one ``generate``
     per batch of requests (works for any Hugging Face model)."""
+    prompt_cache_mb: int = Field(default=128, ge=0)
+    """Memory for prefix caching (continuous engine): the keys and values of recent prompts, so a prompt that
+    starts like one of them (the same author's system prompt and example posts, a revision's same prompt) runs
+    only its new tokens. 0: off."""
     model_quantize: Literal["none", "int4"] = "int4"
     """``int4``: the decoder's linear layers on packed int4 CPU kernels when its weights are exactly int4 (the
     built-in SmolLM2 comes from a Q4 GGUF; any other model is served as it is): 3x the tokens/s of ``none``
