@@ -87,6 +87,10 @@ class VectorStore:
         self._llama_stores: dict[str, Any] = {}
         self._bm25_indexes: dict[str, Any] = {}
         """Collection name -> bm25s index over its chunks (embedded mode); dropped on every write."""
+        # LlamaIndex's retrievers import this on their first use. Searches run on worker threads, and a first
+        # import of it on one thread while another imports langchain_core.messages (the agent) raised
+        # _DeadlockError (langchain_core's lazy imports): imported here, on the thread that builds the store.
+        from langchain_core.language_models import BaseLanguageModel  # noqa: F401 - lazy: the name imports it
 
     def close(self) -> None:
         self.client.close()
