@@ -11,7 +11,10 @@ scheduling is one decoding step, as in vLLM and TGI:
   own position ids and attention-mask row) and picks each row's next token with its own sampling params,
   repetition controls and RNG;
 - a row that ends (end of turn, a stop string, its ``max_new_tokens``, its caller gone) leaves the batch at
-  once: its cache row is dropped, and the columns no remaining row needs are trimmed from the left.
+  once: its cache row is dropped, and the columns no remaining row needs are trimmed from the left;
+- a prompt that starts like a recent one under the same adapter (an author's system prompt and example
+  posts, a revision's same prompt) starts from that prompt's kept keys and values and prefills only its own
+  tokens (`serving.prefix_cache`).
 
 Rows may use different LoRA adapters: PEFT routes each row through its own (``adapter_names=``).
 

@@ -112,10 +112,6 @@ class ModelInfo(BaseModel):
     """The decoder runs on int4 weights."""
     rss_bytes: int = 0
     """The replica's resident memory (base model, adapters, caches)."""
-    prompt_cache_hits: int = 0
-    """Prompts that started from a cached prefix (continuous engine)."""
-    prompt_cache_reused_tokens: int = 0
-    """Prompt tokens those hits did not have to prefill."""
 
 
 class ModelConfig(BaseModel):

@@ -133,11 +133,7 @@ class TwinModel:
 
     async def ready(self) -> ModelInfo:
         """A cheap probe: the replica answers while a batch is being generated."""
-        info = self.engine.info().model_copy(update={"engine": "continuous" if self.continuous else "static"})
-        if self.continuous is not None and self.continuous.prompt_cache is not None:
-            info.prompt_cache_hits = self.continuous.prompt_cache.hits
-            info.prompt_cache_reused_tokens = self.continuous.prompt_cache.reused_tokens
-        return info
+        return self.engine.info().model_copy(update={"engine": "continuous" if self.continuous else "static"})
 
     async def generate(self, request: GenerationRequest) -> Generation:
         return await final_generation(self.stream(request))

@@ -76,8 +76,6 @@ class _PerRowSampler:
                 self.controls[i] = controls
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        import torch
-
         completion = input_ids[:, self.prompt_length :]
         for i in self.no_links:
             assert self.link_ban is not None
