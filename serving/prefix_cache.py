@@ -33,7 +33,7 @@ class PromptEntry:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+        return tensor_bytes([*self.keys, *self.values])
 
 
 @dataclasses.dataclass
@@ -42,6 +42,10 @@ class PrefixHit:
     length: int
     """Tokens of the new prompt whose keys and values the entry holds (always fewer than the whole prompt:
     the last token is run again, for its logits)."""
+
+
+def tensor_bytes(tensors: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def shared_length(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -90,9 +94,9 @@ class PromptCache:
         if key in self._entries:
             self._entries.move_to_end(key)
             return
+        if tensor_bytes([*keys, *values]) > self.max_bytes:
+            return  # measured before copying: a prompt larger than the budget is not copied on every request
         entry = PromptEntry(adapter, token_ids, [k.clone() for k in keys], [v.clone() for v in values])
-        if entry.nbytes > self.max_bytes:
-            return
         self._entries[key] = entry
         self.nbytes += entry.nbytes
         while self.nbytes > self.max_bytes:
