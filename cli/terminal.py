@@ -30,6 +30,8 @@ class DataDirLogFile(logging.Handler):
         self.log_name = name
         self.data_dir = data_dir
         self._file: logging.FileHandler | None = None
+        self._no_settings = False
+        """The settings do not validate: there is no data dir to log to, and the command reports why itself."""
         self.setFormatter(logging.Formatter(LOG_FORMAT))
 
     @property
@@ -41,9 +43,15 @@ class DataDirLogFile(logging.Handler):
         return self.data_dir / "logs" / f"{self.log_name}.log"
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._no_settings:
+            return
         try:
             if self._file is None:
-                path = self.path
+                try:
+                    path = self.path
+                except ValueError:  # pydantic's ValidationError: printed as the command's own error, once
+                    self._no_settings = True
+                    return
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = logging.FileHandler(path, encoding="utf-8")
                 self._file.setFormatter(self.formatter)

@@ -30,6 +30,18 @@ def _run(args: list[str], data_dir: Path) -> tuple[subprocess.CompletedProcess[s
     return done, time.perf_counter() - started
 
 
+def test_an_invalid_setting_is_one_clear_error_without_a_logging_traceback(tmp_path: Path) -> None:
+    """Records logged before the command reads its settings cannot find the log file: they are dropped, and
+    the settings error is what the person sees."""
+    env = _env(tmp_path / "data") | {"TWIN_SERVE__PROMPT_CACHE_MB": "-1"}
+    done = subprocess.run([*TWIN, "author", "list"], check=False, env=env, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "serve.prompt_cache_mb" in output and "greater than or equal to 0" in output
+    assert "Logging error" not in output and "Traceback" not in output, output
+
+
 @pytest.mark.parametrize("args", [["--help"], ["author", "list"], ["author", "list", "--json"]])
 def test_commands_print_no_library_noise(tmp_path: Path, args: list[str]) -> None:
     data_dir = tmp_path / "data"
