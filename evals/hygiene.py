@@ -6,10 +6,14 @@ These checks catch that, and :func:`clean_draft` removes what can be removed wit
 - an assistant's preamble ("Sure! Here's a blog post about ...", "I'd be happy to help") and sign-off
   ("I hope this helps", "Let me know if ..."),
 - sentences repeated verbatim (a model stuck in a loop), and a last sentence cut off by the token budget,
-- links whose address appears in neither the brief nor the sources (invented URLs): the link text stays.
+- links whose address appears in neither the brief nor the sources (invented URLs): the link text stays,
+- HTML paragraph tags wrapped around a paragraph (``<p>...</p>``, a lone ``<br>``): a post is markdown, and
+  a tag inside a sentence or in code (a post about HTML) stays.
 
 :func:`check_hygiene` then says whether what is left is still a post: not an echo of the prompt's task line,
 style card, critique or sources, not the title restated, not looping. A rejected draft is never selected.
+It also lists template placeholders left for someone to fill in ("[my company]", "[Your Name]"): such a draft
+is a post but not one to publish as it is, so it scores lower and fails its critique without being rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
-from evals.text import MARKDOWN_LINK_RE, URL_RE, lower_words, paragraphs, split_sentences
+from evals.text import FENCED_CODE_RE, INLINE_CODE_RE, MARKDOWN_LINK_RE, URL_RE, lower_words, paragraphs, split_sentences
 
 PREAMBLE_RE = re.compile(
     r"^\W{0,3}(?:"
@@ -43,6 +47,16 @@ SCAFFOLD_RE = re.compile(
     r"|write (?:one|a) (?:linkedin|blog|medium|substack|x|twitter)[\w ()]* post of about \d+ words",
     re.IGNORECASE,
 )
+PLACEHOLDER_RE = re.compile(
+    r"\[(?:(?:your|my|our|insert|add|enter)\b[^\]\n]{0,40}"
+    r"|(?:company|client|customer|product|brand|team|project|event|person|author|city|industry) name)"
+    r"\](?![(\[:])",
+    re.IGNORECASE,
+)
+"""A bracketed blank to fill in ("[my company]", "[Insert link]", "[Company Name]"), not a markdown link
+(``[text](url)``, ``[text][ref]``, ``[ref]: url``). A bare "[url]" or "[date]" is left alone: authors write
+those in usage lines (7 of the 3,108 shared-corpus posts do)."""
+WRAPPING_HTML_RE = re.compile(r"^\s*<(?:p|div)(?:\s[^>\n]*)?>\s*|\s*</(?:p|div)>\s*$|^\s*<br\s*/?>\s*$", re.IGNORECASE)
 TITLE_PREFIX_RE = re.compile(r"^\s*\**title\**\s*:\s*\**\s*(.+?)\**\s*$", re.IGNORECASE)
 
 ECHO_NGRAM = 5
@@ -51,6 +65,7 @@ ECHO_MAX_FRACTION = 0.35
 MIN_NEW_WORDS = 12
 """Distinct words a draft must add beyond its brief: fewer means it restated the title."""
 LOOP_NGRAM = 4
+PLACEHOLDER_PENALTY = 0.5
 MAX_REPEATED_4GRAM_RATE = 0.15
 """Share of word 4-grams that occur more than once; authors' own posts sit far below (~0.02-0.06)."""
 
@@ -179,6 +194,27 @@ def _drop_invented_links(text: str, allowed_text: str, removed: list[str]) -> st
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
 
 
+def placeholders_in(text: str) -> list[str]:
+    """Template blanks ("[my company]", "[Your Name]") in the prose of ``text``, code left out."""
+    prose = INLINE_CODE_RE.sub(" ", FENCED_CODE_RE.sub("\n", text))
+    return [m.group(0) for m in PLACEHOLDER_RE.finditer(prose)]
+
+
+def _drop_wrapping_html(blocks: list[str], removed: list[str]) -> list[str]:
+    out = []
+    for block in blocks:
+        if block.lstrip().startswith(("```", "~~~", "    ")):
+            out.append(block)
+            continue
+        tags = [m.group(0).strip() for m in WRAPPING_HTML_RE.finditer(block)]
+        bare = WRAPPING_HTML_RE.sub("", block)
+        if tags:
+            removed.append("html: " + " ".join(tags))
+        if bare.strip():
+            out.append(bare)
+    return out
+
+
 def _drop_cut_off_tail(text: str, removed: list[str]) -> str:
     """Drop a last sentence the token budget cut off, when at least one whole sentence stays."""
     stripped = text.rstrip()
@@ -202,6 +238,7 @@ def clean_draft(text: str, allowed_text: str = "", *, truncated: bool = False) -
     """
     removed: list[str] = []
     blocks = paragraphs(text.strip())
+    blocks = _drop_wrapping_html(blocks, removed)
     blocks = _drop_preamble(blocks, removed)
     blocks = _drop_sign_off(blocks, removed)
     blocks = _drop_repeats(blocks, removed)
@@ -222,13 +259,18 @@ class HygieneResult(BaseModel):
     """Distinct words of the draft that are not in its brief."""
     repeated_4gram_rate: float
     invented_urls: list[str]
+    placeholders: list[str] = []
+    """Template blanks left to fill in: a post, but not one to publish as it is (lowers the score)."""
     problems: list[str]
     reject: bool
     """True: this is not a post (an echo, a restated title, a loop, prompt furniture); never select it."""
 
     @property
     def score(self) -> float:
-        return 0.0 if self.reject else 1.0 - min(1.0, self.echo_fraction + self.repeated_4gram_rate)
+        if self.reject:
+            return 0.0
+        blanks = PLACEHOLDER_PENALTY if self.placeholders else 0.0
+        return 1.0 - min(1.0, self.echo_fraction + self.repeated_4gram_rate + blanks)
 
 
 def check_hygiene(text: str, *, brief: str = "", prompt_texts: Iterable[str] = (), allowed_text: str = "") -> HygieneResult:
@@ -264,7 +306,8 @@ def check_hygiene(text: str, *, brief: str = "", prompt_texts: Iterable[str] = (
     reject = bool(problems)
     return HygieneResult(
         preamble=preamble, scaffold=scaffold, echo_fraction=echo, new_words=new_words,
-        repeated_4gram_rate=loops, invented_urls=invented, problems=problems, reject=reject,
+        repeated_4gram_rate=loops, invented_urls=invented, placeholders=placeholders_in(text), problems=problems,
+        reject=reject,
     )
 
 

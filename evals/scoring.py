@@ -68,7 +68,8 @@ class DraftScores(BaseModel):
     topic: float | None = None
     """How close the draft is to its brief: (cosine(embed(draft), embed(brief)) - 0.1) / 0.4, clipped."""
     hygiene: float
-    """1 - (echo + loop rates); 0 when the draft is rejected as not a post (see `evals.hygiene`)."""
+    """1 - (echo + loop rates, + 0.5 for a template placeholder); 0 when the draft is rejected as not a post
+    (see `evals.hygiene`)."""
     overall: float
     """Weighted mean of the available scores (see :attr:`Thresholds.weights`)."""
     passed: bool
@@ -146,6 +147,9 @@ def score_draft(
         text, brief=brief, prompt_texts=[prompt] if prompt else [], allowed_text=allowed_urls_text(brief, passages)
     )
     reasons.extend(f"Not a post: {problem}." for problem in hygiene.problems)
+    if hygiene.placeholders:
+        reasons.append("Placeholders: the draft leaves " + ", ".join(dict.fromkeys(hygiene.placeholders))
+                       + " to fill in; say the real thing or leave it out.")
 
     scores["topic"] = None
     if embed is not None and brief.strip() and text.strip():
@@ -196,7 +200,8 @@ def score_draft(
         "topic": thresholds.topic,
     }
     rejected = hygiene.reject or copy_flagged
-    passed = not rejected and all(value >= minimums[name] for name, value in available.items())
+    passed = (not rejected and not hygiene.placeholders
+              and all(value >= minimums[name] for name, value in available.items()))
     return DraftScores(
         style=scores["style"],
         stylometry=scores["stylometry"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.hygiene import check_hygiene, clean_draft, invented_urls, repeated_ngram_rate
+from evals.hygiene import check_hygiene, clean_draft, invented_urls, placeholders_in, repeated_ngram_rate
 from evals.scoring import score_draft
 
 TITLE = "Why we stopped running nightly batch jobs"
@@ -106,3 +106,40 @@ def test_voice_scorer_separates_the_author_from_other_voices(corpora_dir) -> Non
     own = scorer.score_many(author[45:])
     foreign = scorer.score_many(generic[45:] + corpus_texts("simon_willison_til", 15))
     assert min(own) > 0.5 > max(foreign) or sum(own) / len(own) - sum(foreign) / len(foreign) > 0.6
+
+
+def test_wrapping_paragraph_tags_go_and_html_in_prose_or_code_stays() -> None:
+    """Seen in a demo chat: a draft that opened with ``<p>``. A post is markdown; a tag the post is about
+    (in a sentence or in code) is content."""
+    raw = "<p>" + POST.replace("\n\n", "</p>\n\n<p>") + "</p>\n\n<br>\n\nWrap it in a <p> tag, or `<div>`:\n\n```html\n<p>hi</p>\n```"
+    cleaned = clean_draft(raw, allowed_text=TITLE)
+    assert cleaned.text.startswith("For years our warehouse") and "by hand.\n\nWrap it" in cleaned.text
+    assert "Wrap it in a <p> tag, or `<div>`:" in cleaned.text and "```html\n<p>hi</p>\n```" in cleaned.text
+    assert [r for r in cleaned.removed if r.startswith("html")] == ["html: <p> </p>", "html: <p> </p>", "html: <br>"]
+
+
+@pytest.mark.parametrize(
+    ("text", "blanks"),
+    [
+        ("At [my company] we moved to backfills.", ["[my company]"]),
+        ("Thanks to [Your Name] and the [Company Name] team. Sign up at [Insert link].",
+         ["[Your Name]", "[Company Name]", "[Insert link]"]),
+        ("usage: fetch [url] [date], as in the man page", []),
+        ("Read [the post](https://blog.tova.dev/x), see [docs][1] and [1]: https://blog.tova.dev/y", []),
+        ("- [x] done\n- [ ] todo, and `arr[name]` or `[your value]` in code", []),
+        ("```\nconfig = {'[your key]': 1}\n```\nNothing to fill in here.", []),
+    ],
+)
+def test_template_placeholders_are_found_in_prose_only(text: str, blanks: list[str]) -> None:
+    assert placeholders_in(text) == blanks
+
+
+def test_a_draft_with_a_placeholder_scores_lower_and_fails_but_is_not_rejected() -> None:
+    clean = check_hygiene(POST, brief=TITLE)
+    blank = check_hygiene(POST.replace("our warehouse", "[my company]'s warehouse"), brief=TITLE)
+    assert blank.placeholders == ["[my company]"] and not blank.reject and not blank.problems
+    assert blank.score < clean.score - 0.4
+    scores = score_draft(POST.replace("our warehouse", "[my company]'s warehouse"), "linkedin", brief=TITLE)
+    assert not scores.passed and not scores.rejected
+    assert any(r.startswith("Placeholders: the draft leaves [my company]") for r in scores.reasons)
+    assert score_draft(POST, "linkedin", brief=TITLE).hygiene > scores.hygiene
