@@ -7,8 +7,8 @@ judge picks that author out of five, so sounding merely less like the base model
 technical blogger, does not count.
 
 Every text (training passage, validation post, draft) goes through the same `normalize` (markdown, code
-blocks, URLs, HTML and template markup removed) and is cut to ~300 words, so the judge compares prose with
-prose at comparable lengths.
+blocks, URLs, HTML and template markup removed) and is cut to the judge's passage length (``passage_words``,
+300 words unless the benchmark asks otherwise), so the judge compares prose with prose at comparable lengths.
 
 The draft metrics (`repeated_ngram_rate`, `invented_urls`, `has_preamble`, `echoes_prompt`, ...) are plain
 functions over strings, unit-tested in ``tests/test_twin_quality_judge.py``.
@@ -133,11 +133,12 @@ class AuthorshipJudge:
     """Char n-gram TF-IDF + multinomial logistic regression over the real authors and the base model."""
 
     def __init__(self, pipeline: Any, classes: Sequence[str], info: dict[str, Any],
-                 distortion: TextDistortion | None = None) -> None:
+                 distortion: TextDistortion | None = None, passage_words: int = PASSAGE_WORDS) -> None:
         self.pipeline = pipeline
         self.classes = list(classes)
         self.info = info
         self.distortion = distortion
+        self.passage_words = passage_words
 
     @classmethod
     def fit(
@@ -151,9 +152,11 @@ class AuthorshipJudge:
         max_features: int = 200_000,
         C: float = 10.0,
         distort_keep: int = 0,
+        passage_words: int = PASSAGE_WORDS,
     ) -> AuthorshipJudge:
-        """`texts_by_class`: class -> whole documents (packed here into ~300-word passages). Each class is capped
-        at `max_passages_per_class` passages (a seeded sample) and weighted to balance the classes."""
+        """`texts_by_class`: class -> whole documents (packed here into `passage_words`-word passages). Each class
+        is capped at `max_passages_per_class` passages (a seeded sample) and weighted to balance the classes.
+        The judge then reads the first `passage_words` words of each text it is asked about."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -163,11 +166,11 @@ class AuthorshipJudge:
         ys: list[str] = []
         counts: dict[str, int] = {}
         for label, texts in texts_by_class.items():
-            cut = pack_passages(texts)
+            cut = pack_passages(texts, passage_words, min(MIN_PASSAGE_WORDS, passage_words // 2))
             if len(cut) > max_passages_per_class:
                 cut = rng.sample(cut, max_passages_per_class)
             if not cut:
-                raise ValueError(f"no passage of at least {MIN_PASSAGE_WORDS} words for class {label!r}")
+                raise ValueError(f"no passage of {passage_words} words for class {label!r}")
             counts[label] = len(cut)
             xs.extend(cut)
             ys.extend([label] * len(cut))
@@ -186,19 +189,19 @@ class AuthorshipJudge:
             "features": f"TF-IDF {analyzer} {ngram_range[0]}-{ngram_range[1]} (sublinear tf, min_df 2, "
                         f"max {max_features})",
             "model": f"LogisticRegression multinomial, C={C}, class_weight=balanced",
-            "passage_words": PASSAGE_WORDS,
+            "passage_words": passage_words,
             "train_passages": counts,
         }
         if distortion is not None:
             info["text_distortion"] = (f"words outside the {distort_keep} most frequent of the training passages "
                                        "masked to asterisks, digits to # (topic masked, style kept)")
-        return cls(pipeline, [str(c) for c in pipeline.classes_], info, distortion)
+        return cls(pipeline, [str(c) for c in pipeline.classes_], info, distortion, passage_words)
 
     def proba(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """P(class | text) for each text, the text cut to its first ~300 normalized words."""
+        """P(class | text) for each text, the text cut to its first `passage_words` normalized words."""
         if not texts:
             return []
-        prepared = [head(t) for t in texts]
+        prepared = [head(t, self.passage_words) for t in texts]
         if self.distortion is not None:
             prepared = [self.distortion(t) for t in prepared]
         rows = self.pipeline.predict_proba(prepared)

@@ -38,9 +38,10 @@ For each author (default chris_wellons and simon_willison_til, from ../shared/co
    run with the same settings (``twin_quality_drafts.json`` in the data dir) are reported as cached.
 4. Judge (benchmarks/judge.py): char n-gram TF-IDF + logistic regression over the FOUR real authors and a
    fifth class, the base model's own answers to titles of non-held-out posts (generated once and cached in
-   the data dir, 400 by default); trained on every non-held-out post cut into ~300-word passages and on four
-   of every five base answers, validated on the held-out posts of all four authors and on the fifth base
-   answer (a judge that takes the base model's text for an author would credit a base-like twin).
+   the data dir, 400 by default); trained on every non-held-out post cut into 100-word passages (a draft's
+   length, ``--judge-words``) and on four of every five base answers, validated on the held-out posts of all
+   four authors and on the fifth base answer (a judge that takes the base model's text for an author would
+   credit a base-like twin). It reads the first 100 words of every text it judges.
 5. Optional, ``--feedback-items N`` (issue 15, the twin learning from the inbox): a simulated author edits
    the twin's drafts toward their own writing. The adapter drafts N titles of the author's posts that are in
    neither the training part nor the held-out set; each draft goes into the product's inbox and is edited
@@ -95,6 +96,13 @@ FEEDBACK_VARIANTS: tuple[str, ...] = ("adapter", "agent")
 AUTHOR_VARIANT = "author"
 COPY_WITHHELD_WORDS = 12
 HELD_OUT_MIN_WORDS = 100
+JUDGE_WORDS = 100
+"""The judge trains on 100-word passages and reads a draft's first 100 words: drafts of 160 new tokens are
+30-130 words. Chosen by validation on held-out texts cut to 100 words (`python -m benchmarks.rejudge`,
+benchmarks/results/judge_lengths.json): mean top-1 94% at 100 words against 90% for a judge of 300-word
+passages, whose base-model class took 34% of held-out base answers for authors (11% at 100 words)."""
+JUDGE_WORDS_PER_CLASS = 120_000
+"""Judge training text per class (400 passages of 300 words): shorter passages get more of them."""
 ITEM_ID_BASE = 1_000_000
 """Held-out items are not in the store: their ids (used as sampling-seed salts) are corpus row + this."""
 DRAFTS_FILE = "twin_quality_drafts.json"
@@ -313,6 +321,29 @@ async def generate_base_answers(model: Any, instructions: list[str], max_new_tok
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(instructions))))
 
 
+def judge_classes(splits: dict[str, Split], base_outputs: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The judge's training texts per class (every non-held-out post; four of every five base answers) and its
+    validation texts (the held-out posts; the fifth base answer)."""
+    classes = {a: [r["text"] for r in (*s.train, *s.rest)] for a, s in splits.items()}
+    base_answers = [t for t in base_outputs if t.strip()]
+    # Every 5th base answer is kept out of training to validate the base class as the authors are validated:
+    # a judge that takes the base model's text for an author would credit a base-like twin with that voice.
+    classes[J.BASE_CLASS] = [t for i, t in enumerate(base_answers) if i % 5]
+    validation_texts = {a: [r["text"] for r in s.held_out] for a, s in splits.items()}
+    validation_texts[J.BASE_CLASS] = base_answers[::5]
+    return classes, validation_texts
+
+
+def fit_judge(classes: dict[str, list[str]], validation_texts: dict[str, list[str]], args: argparse.Namespace,
+              distort_keep: int = 0) -> tuple[J.AuthorshipJudge, dict[str, Any]]:
+    """The judge at ``--judge-words`` words a passage (each class capped at the same number of words whatever
+    the passage length), and its report on the validation texts."""
+    max_passages = args.judge_max_passages or JUDGE_WORDS_PER_CLASS // args.judge_words
+    judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=max_passages,
+                                  passage_words=args.judge_words, distort_keep=distort_keep)
+    return judge, judge.validate(validation_texts)
+
+
 def use_version(store: Any, author_name: str, version: int | None) -> Any:
     """Make adapter `version` the author's active one (what the agent drafts with); the active one if None."""
     author = store.get_author(author_name)
@@ -506,6 +537,7 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
                  judge: J.AuthorshipJudge, embed: Any, style_judge: J.AuthorshipJudge | None = None,
                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """variant -> metrics, and the per-draft rows. `drafts`: variant -> item url -> {text, seconds, ...}."""
+    from evals.hygiene import placeholders_in
     from evals.privacy import CopyDetector
 
     train_texts = [r["text"] for r in split.train]
@@ -538,7 +570,8 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
                 "repeated_4gram_rate": round(J.repeated_ngram_rate(text), 4), "invented_urls": invented,
                 "longest_copied_run": copied.longest_copied_run, "on_topic_rank1": bool(text.strip()) and topical,
                 "words": J.word_count(text), "preamble": J.has_preamble(text),
-                "echo": J.echoes_prompt(text, item.instruction), "seconds": draft.get("seconds"),
+                "echo": J.echoes_prompt(text, item.instruction), "placeholders": placeholders_in(text),
+                "seconds": draft.get("seconds"),
                 "revisions": draft.get("revisions"), "error": draft.get("error"),
                 "from_cache": draft.get("from_cache", False),
                 # Corpus text stays out of the repository: a draft that copies a run of a post is not kept.
@@ -564,6 +597,7 @@ def score_author(author_name: str, split: Split, items: list[Any], drafts: dict[
             "mean_words": _mean([r["words"] for r in variant_rows]),
             "preambles": sum(r["preamble"] for r in variant_rows),
             "echoes": sum(r["echo"] for r in variant_rows),
+            "placeholders": sum(bool(r["placeholders"]) for r in variant_rows),
             "errors": sum(bool(r["error"]) for r in variant_rows),
             "empty": sum(not r["text"].strip() for r in variant_rows),
             "generation_s_mean": _mean(seconds),
@@ -673,7 +707,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="feedback DPO learning rate (default: the product's dpo_learning_rate)")
     parser.add_argument("--style-judge-keep", type=int, default=300,
                         help="the style-only judge keeps this many most frequent words, masks the rest")
-    parser.add_argument("--judge-max-passages", type=int, default=400, help="judge training passages per class")
+    parser.add_argument("--judge-words", type=int, default=JUDGE_WORDS,
+                        help="words per judge passage: the judge trains on passages of this length and reads the "
+                             "first this many words of every text it judges")
+    parser.add_argument("--judge-max-passages", type=int, default=0,
+                        help=f"judge training passages per class (0: {JUDGE_WORDS_PER_CLASS} words' worth)")
     parser.add_argument("--out", type=Path, default=RESULTS / "twin_quality.json")
     args = parser.parse_args(argv)
     args.authors = [a.strip() for a in args.authors.split(",") if a.strip()]
@@ -837,19 +875,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         # 4. the judge -----------------------------------------------------------------------------------
         _log("fitting the judge")
         start = time.perf_counter()
-        classes = {a: [r["text"] for r in (*s.train, *s.rest)] for a, s in splits.items()}
-        base_answers = [t for t in judge_cache.get("outputs", []) if t.strip()]
-        # Every 5th base answer is kept out of training to validate the base class as the authors are validated:
-        # a judge that takes the base model's text for an author would credit a base-like twin with that voice.
-        classes[J.BASE_CLASS] = [t for i, t in enumerate(base_answers) if i % 5]
-        validation_texts = {a: [r["text"] for r in s.held_out] for a, s in splits.items()}
-        validation_texts[J.BASE_CLASS] = base_answers[::5]
-        judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages)
-        validation = judge.validate(validation_texts)
+        classes, validation_texts = judge_classes(splits, judge_cache.get("outputs", []))
+        judge, validation = fit_judge(classes, validation_texts, args)
         # A second judge on topic-masked text (style only), reported beside the first; targets use the first.
-        style_judge = J.AuthorshipJudge.fit(classes, seed=args.seed, max_passages_per_class=args.judge_max_passages,
-                                            distort_keep=args.style_judge_keep)
-        style_validation = style_judge.validate(validation_texts)
+        style_judge, style_validation = fit_judge(classes, validation_texts, args, distort_keep=args.style_judge_keep)
         timings["judge_fit_validate_s"] = time.perf_counter() - start
 
         # 5. score ---------------------------------------------------------------------------------------

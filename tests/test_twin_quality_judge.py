@@ -6,6 +6,7 @@ No model is loaded: the judge's "base model" class here is a stand-in of assista
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -197,3 +198,54 @@ def test_text_distortion_masks_topic_and_keeps_style():
     distortion = J.TextDistortion(["the cat and the dog and the bird", "the fish and a cat"], keep=3)
     assert distortion.kept == {"the", "and", "cat"}
     assert distortion("The Rust compiler, and 2024's cat!") == "The **** ********, and ####'* cat!"
+
+
+def test_a_judge_at_a_shorter_passage_length_trains_and_reads_at_that_length(splits):
+    """Drafts of 160 new tokens are ~100 words: a judge can train on passages of that length and then reads
+    only the first that many words of a text, so what follows them cannot sway it."""
+    classes = {a: [r["text"] for r in s.train[:60]] for a, s in splits.items()}
+    classes[J.BASE_CLASS] = assistant_texts([r["title"] for r in splits["chris_wellons"].train[:40]], seed=1)
+    judge = J.AuthorshipJudge.fit(classes, seed=0, max_passages_per_class=200, passage_words=100)
+    assert judge.info["passage_words"] == 100 == judge.passage_words
+    passages = J.pack_passages(classes["chris_wellons"], 100, 50)
+    assert {len(p.split()) for p in passages[:-1]} == {100} and 50 <= len(passages[-1].split()) <= 100
+
+    simon = J.head(splits["simon_willison_til"].held_out[0]["text"], 100)
+    chris = " ".join(J.head(r["text"], 300) for r in splits["chris_wellons"].held_out[:3])
+    verdict = judge.judge([simon + " " + chris], "simon_willison_til")[0]
+    whole = J.AuthorshipJudge.fit(classes, seed=0, max_passages_per_class=200)  # 300 words: sees chris too
+    assert verdict["top1"], verdict
+    assert judge.proba([simon + " " + chris]) == judge.proba([simon])
+    assert whole.proba([simon + " " + chris]) != whole.proba([simon])
+
+
+def test_rejudge_rescores_stored_drafts_with_a_refit_judge(tmp_path):
+    """`benchmarks.rejudge` refits the judge from a run's base answers and re-scores a results file's drafts:
+    a held-out post of the author, stored as a draft, is judged theirs; the base class's own text is not."""
+    from benchmarks import rejudge
+
+    split = split_corpus("simon_willison_til", held_out=12, seed=0, train_docs=40)
+    titles = [r["title"] for r in split.rest[:120]]
+    base_cache = {"key": "test", "outputs": assistant_texts(titles, seed=3)}
+    (tmp_path / "base.json").write_text(json.dumps(base_cache))
+    drafts = [{"variant": "agent", "text": r["text"]} for r in split.held_out[:4]]
+    drafts += [{"variant": "base", "text": t} for t in assistant_texts(titles[:4], seed=4)]
+    drafts.append({"variant": "adapter", "text": "[withheld: copies 20 words in a row of a corpus post]"})
+    results = {"settings": {"authors": ["simon_willison_til"], "held_out": 12, "seed": 0, "train_docs": 40},
+               "authors": {"simon_willison_til": {
+                   "split": {"held_out_titles": [r["title"] for r in split.held_out]},
+                   "variants": {"agent": {"judge_top1": 0.5, "judge_mean_p_author": 0.4}}, "drafts": drafts}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+
+    rejudge.main(["--judge-base", str(tmp_path / "base.json"), "--results", str(tmp_path / "results.json"),
+                  "--words", "100", "--out", str(tmp_path / "out.json")])
+    out = json.loads((tmp_path / "out.json").read_text())["lengths"]["100"]
+    validation = next(iter(out["validation"].values()))
+    assert validation["train_passages"][J.BASE_CLASS] > 0
+    rescored = out["results"][str(tmp_path / "results.json")]["simon_willison_til"]
+    variants = rescored["variants"]
+    assert variants["agent"]["judge_top1"] >= 0.75 and variants["agent"]["before"]["judge_top1"] == 0.5
+    assert variants["base"]["judge_top1"] == 0.0
+    assert "adapter" not in variants and rescored["withheld"] == {"adapter": 1}
+    assert variants["author"]["n"] == 12
+    assert rescored["judge_targets_met"]["base judge_top1 <= 0.2"] is True
