@@ -13,7 +13,8 @@ classes, same base answers from a run's cache, same split) and reports:
   held-out fifth of the base model's answers, and the same texts cut to ``--validate-words`` (100: about a
   draft's length) for every judge alike. These numbers choose a judge; nothing about the drafts does;
 - the stored drafts of each results file re-scored: judge top-1 and mean P(author) per variant, and the
-  three judge targets (agent top-1 >= 0.7, agent mean P >= 0.5, base top-1 <= 0.2).
+  three judge targets (`benchmarks.twin_quality.judge_targets`: agent top-1 >= 0.7, agent mean P >= 0.5,
+  base top-1 <= 0.2).
 
 Drafts a results file withheld (they copied a corpus run) cannot be re-scored and are counted as such.
 """
@@ -34,9 +35,9 @@ from benchmarks.twin_quality import (
     DEMO_AUTHOR,
     JUDGE_WORDS_PER_CLASS,
     RESULTS,
-    TARGETS,
     fit_judge,
     judge_classes,
+    judge_targets,
     split_corpus,
 )
 
@@ -72,13 +73,7 @@ def rescore(results: dict[str, Any], splits: dict[str, Any], judge: J.Authorship
                 "judge_mean_p_author": statistics.fmean(v["p_author"] for v in verdicts),
                 "before": {k: block["variants"].get(variant, {}).get(k) for k in ("judge_top1", "judge_mean_p_author")},
             }
-        agent, base = variants.get("agent"), variants.get("base")
-        targets = {
-            "agent judge_top1 >= 0.7": agent and agent["judge_top1"] >= TARGETS["agent_top1_min"],
-            "agent judge_mean_p_author >= 0.5": agent and agent["judge_mean_p_author"] >= TARGETS["agent_mean_p_min"],
-            "base judge_top1 <= 0.2": base and base["judge_top1"] <= TARGETS["base_top1_max"],
-        }
-        out[author] = {"variants": variants, "withheld": withheld, "judge_targets_met": targets}
+        out[author] = {"variants": variants, "withheld": withheld, "judge_targets": judge_targets(variants)}
     return out
 
 
@@ -108,21 +103,27 @@ def main(argv: list[str] | None = None) -> None:
     for words in lengths:
         options = argparse.Namespace(seed=args.seed, judge_words=words, judge_max_passages=0)
         row: dict[str, Any] = {"validation": {}, "results": {}}
+        judges: dict[str, J.AuthorshipJudge] = {}
         for name, results in files.items():
             splits = splits_of(results)
-            classes, validation_texts = judge_classes(splits, base_cache["outputs"])
-            judge, validation = fit_judge(classes, validation_texts, options)
-            # The same texts cut to a draft's length, for every judge alike: what the drafts ask of it.
-            short = judge.validate({k: [J.head(t, args.validate_words) for t in texts]
-                                    for k, texts in validation_texts.items()})
+            # Runs that judged the same classes share a judge: only their collected part differs, and the
+            # judge trains on every non-held-out post either way.
             judged = ",".join(sorted(splits))
-            row["validation"].setdefault(judged, {
-                "per_class": summary(validation), "mean_top1": statistics.fmean(v["top1"] for v in validation.values()),
-                f"per_class_at_{args.validate_words}_words": summary(short),
-                f"mean_top1_at_{args.validate_words}_words": statistics.fmean(v["top1"] for v in short.values()),
-                "train_passages": judge.info["train_passages"],
-            })
-            row["results"][name] = rescore(results, splits, judge)
+            if judged not in judges:
+                classes, validation_texts = judge_classes(splits, base_cache["outputs"])
+                judge, validation = fit_judge(classes, validation_texts, options)
+                # The same texts cut to a draft's length, for every judge alike: what the drafts ask of it.
+                short = judge.validate({k: [J.head(t, args.validate_words) for t in texts]
+                                        for k, texts in validation_texts.items()})
+                judges[judged] = judge
+                row["validation"][judged] = {
+                    "per_class": summary(validation),
+                    "mean_top1": statistics.fmean(v["top1"] for v in validation.values()),
+                    f"per_class_at_{args.validate_words}_words": summary(short),
+                    f"mean_top1_at_{args.validate_words}_words": statistics.fmean(v["top1"] for v in short.values()),
+                    "train_passages": judge.info["train_passages"],
+                }
+            row["results"][name] = rescore(results, splits, judges[judged])
         report[str(words)] = row
         for judged, v in row["validation"].items():
             for label, key in (("", ""), (f" at {args.validate_words} words", f"_at_{args.validate_words}_words")):

@@ -614,13 +614,20 @@ def _target(variant: str, metric: str, op: str, goal: float, value: float | None
     return {"variant": variant, "metric": metric, "target": f"{op} {goal:g}", "value": value, "met": met}
 
 
+def judge_targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets on the judge's verdicts: the agent's top-1 and mean P(author), the bare base model's top-1."""
+    agent, base = metrics.get("agent"), metrics.get("base")
+    return [
+        _target("agent", "judge_top1", ">=", TARGETS["agent_top1_min"], agent and agent["judge_top1"]),
+        _target("agent", "judge_mean_p_author", ">=", TARGETS["agent_mean_p_min"],
+                agent and agent["judge_mean_p_author"]),
+        _target("base", "judge_top1", "<=", TARGETS["base_top1_max"], base and base["judge_top1"]),
+    ]
+
+
 def check_targets(metrics: dict[str, Any], perplexity: dict[str, Any] | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    agent, base, author = metrics.get("agent"), metrics.get("base"), metrics.get(AUTHOR_VARIANT)
-    out.append(_target("agent", "judge_top1", ">=", TARGETS["agent_top1_min"], agent and agent["judge_top1"]))
-    out.append(_target("agent", "judge_mean_p_author", ">=", TARGETS["agent_mean_p_min"],
-                       agent and agent["judge_mean_p_author"]))
-    out.append(_target("base", "judge_top1", "<=", TARGETS["base_top1_max"], base and base["judge_top1"]))
+    out = judge_targets(metrics)
+    agent, author = metrics.get("agent"), metrics.get(AUTHOR_VARIANT)
     for variant in ("agent", "adapter"):
         m = metrics.get(variant)
         for metric, key in (("preambles", "preambles_max"), ("echoes", "echoes_max"),

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
-from evals.text import FENCED_CODE_RE, INLINE_CODE_RE, MARKDOWN_LINK_RE, URL_RE, lower_words, paragraphs, split_sentences
+from evals.text import MARKDOWN_LINK_RE, URL_RE, lower_words, paragraphs, split_sentences, strip_code
 
 PREAMBLE_RE = re.compile(
     r"^\W{0,3}(?:"
@@ -196,8 +196,7 @@ def _drop_invented_links(text: str, allowed_text: str, removed: list[str]) -> st
 
 def placeholders_in(text: str) -> list[str]:
     """Template blanks ("[my company]", "[Your Name]") in the prose of ``text``, code left out."""
-    prose = INLINE_CODE_RE.sub(" ", FENCED_CODE_RE.sub("\n", text))
-    return [m.group(0) for m in PLACEHOLDER_RE.finditer(prose)]
+    return [m.group(0) for m in PLACEHOLDER_RE.finditer(strip_code(text))]
 
 
 def _drop_wrapping_html(blocks: list[str], removed: list[str]) -> list[str]:

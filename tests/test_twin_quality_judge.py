@@ -248,4 +248,5 @@ def test_rejudge_rescores_stored_drafts_with_a_refit_judge(tmp_path):
     assert variants["base"]["judge_top1"] == 0.0
     assert "adapter" not in variants and rescored["withheld"] == {"adapter": 1}
     assert variants["author"]["n"] == 12
-    assert rescored["judge_targets_met"]["base judge_top1 <= 0.2"] is True
+    targets = {(t["variant"], t["metric"]): t["met"] for t in rescored["judge_targets"]}
+    assert targets[("base", "judge_top1")] is True and ("agent", "judge_top1") in targets
