@@ -93,11 +93,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "judge_lengths.json")
     args = parser.parse_args(argv)
-    lengths = [int(w) for w in args.words.split(",") if w.strip()]
+    try:
+        lengths = [int(w) for w in args.words.split(",") if w.strip()]
+    except ValueError:
+        parser.error(f"--words takes comma-separated word counts, not {args.words!r}")
+    if not lengths or min(lengths) < 2:
+        parser.error(f"--words needs passage lengths of at least 2 words, not {args.words!r}")
     if not args.judge_base.exists():
         parser.error(f"no base answers at {args.judge_base}")
     base_cache = json.loads(args.judge_base.read_text())
-    files = {str(path): json.loads(path.read_text()) for path in args.results}
+    if not base_cache.get("outputs"):
+        parser.error(f"{args.judge_base} holds no base answers (a twin_quality_judge_base.json has 'outputs')")
+    files: dict[str, dict[str, Any]] = {}
+    for path in args.results:
+        if not path.exists():
+            parser.error(f"no results file at {path}")
+        results = json.loads(path.read_text())
+        if results.get("benchmark") != "twin_quality" or not results.get("authors"):
+            parser.error(f"{path} is not a twin-quality results file with drafts")
+        files[str(path)] = results
 
     report: dict[str, Any] = {}
     for words in lengths:

@@ -231,7 +231,7 @@ def test_rejudge_rescores_stored_drafts_with_a_refit_judge(tmp_path):
     drafts = [{"variant": "agent", "text": r["text"]} for r in split.held_out[:4]]
     drafts += [{"variant": "base", "text": t} for t in assistant_texts(titles[:4], seed=4)]
     drafts.append({"variant": "adapter", "text": "[withheld: copies 20 words in a row of a corpus post]"})
-    results = {"settings": {"authors": ["simon_willison_til"], "held_out": 12, "seed": 0, "train_docs": 40},
+    results = {"benchmark": "twin_quality", "settings": {"authors": ["simon_willison_til"], "held_out": 12, "seed": 0, "train_docs": 40},
                "authors": {"simon_willison_til": {
                    "split": {"held_out_titles": [r["title"] for r in split.held_out]},
                    "variants": {"agent": {"judge_top1": 0.5, "judge_mean_p_author": 0.4}}, "drafts": drafts}}}
@@ -247,6 +247,13 @@ def test_rejudge_rescores_stored_drafts_with_a_refit_judge(tmp_path):
     assert variants["agent"]["judge_top1"] >= 0.75 and variants["agent"]["before"]["judge_top1"] == 0.5
     assert variants["base"]["judge_top1"] == 0.0
     assert "adapter" not in variants and rescored["withheld"] == {"adapter": 1}
+
+    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "serve", "model": {}}))
+    with pytest.raises(SystemExit):
+        rejudge.main(["--judge-base", str(tmp_path / "base.json"), "--results", str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit):
+        rejudge.main(["--judge-base", str(tmp_path / "base.json"), "--results", str(tmp_path / "results.json"),
+                      "--words", "100,abc"])
     assert variants["author"]["n"] == 12
     targets = {(t["variant"], t["metric"]): t["met"] for t in rescored["judge_targets"]}
     assert targets[("base", "judge_top1")] is True and ("agent", "judge_top1") in targets
