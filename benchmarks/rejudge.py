@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     out = {
         "benchmark": "rejudge",
         "created_at": datetime.now(UTC).isoformat(),
+        "command": "python -m benchmarks.rejudge " + " ".join(argv if argv is not None else sys.argv[1:]),
         "judge_base": {"file": str(args.judge_base), "key": base_cache.get("key"),
                        "outputs": len(base_cache.get("outputs", []))},
         "words_per_class": JUDGE_WORDS_PER_CLASS,
