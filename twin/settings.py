@@ -103,8 +103,12 @@ class TrainSettings(BaseModel):
     at 2e-3, 0.756 at 1e-3, 0.87 at 2e-4 (benchmarks/results/train_levers*.json); rank 64 did as well as 2e-3
     but costs 4x the memory per adapter a replica holds."""
     dpo_learning_rate: float = 5e-6
-    epochs: float = 2.0
-    """SFT passes over the training examples (capped by ``max_steps``)."""
+    epochs: float = 1.0
+    """SFT passes over the training examples (capped by ``max_steps``). One: past about one epoch the adapter
+    fits the training posts, not the author. On simon_willison_til held-out perplexity stops falling at one
+    epoch and rises after it (benchmarks/results/train_levers_simon_trajectory.json); end to end, 1 epoch
+    (69 steps, 20.9 min) reached a ratio of 0.725 where 1.76 (the 120-step cap) reached 0.727 and 0.752 in
+    27-33 min and 3 epochs 0.864 (benchmarks/results/twin_quality_simon_1epoch.json)."""
     max_length: int = 384
     """Tokens per SFT example (prompt + answer); long documents are cut into passages that fit."""
     batch_size: int = 2
@@ -117,8 +121,8 @@ class TrainSettings(BaseModel):
     4 x 256 tokens: 3.4 GB peak with it, 5.3 GB without)."""
     max_steps: int = 120
     """Cap on SFT optimizer steps (-1: none); the run is ``epochs`` epochs or this, whichever is fewer.
-    120 steps of 4 examples are ~150k tokens: ~25 min at 100 tokens/s (a 2-core laptop), and two epochs of
-    a 100-post author of short posts need fewer."""
+    120 steps of 4 examples are ~150k tokens: ~25 min at 100 tokens/s (a 2-core laptop); an epoch of a
+    100-post author of short posts needs fewer (simon_willison_til: 69), of long ones more (chris_wellons)."""
     max_minutes: float | None = 60.0
     """Wall-clock budget of a training job (datasets, SFT, DPO, scoring), from when it starts (a resumed job
     gets it anew): SFT ends at its first optimizer step past 75% of it, DPO past 95%, keeping what they learned

@@ -1,0 +1,167 @@
+"""Which CPU matmul kernel could serve a decoding step of many rows -> benchmarks/results/cpu_kernels.json
+
+    python -m benchmarks.cpu_kernels
+
+A newly arriving request under load waits for the step in progress and then shares a step with the running
+rows, so its first token costs what a step of 8 rows costs against 1. This times, on one thread, the 210
+decoder matmuls of one SmolLM2-135M step (30 layers: q, k, v, o, gate, up, down) at 1, 8 and 16 rows with
+each kernel torch offers on CPU, and, for the one whose time barely grows with rows (fbgemm's dynamic int8,
+which rounds activations to 8 bits), what it does to the base model's held-out perplexity on the corpus
+authors' last posts. The weights are random for the timing (the kernels do not look at values) and the
+model's own for the perplexity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+HIDDEN, INTERMEDIATE, KV = 576, 1536, 192
+LAYER_SHAPES = [(HIDDEN, HIDDEN), (KV, HIDDEN), (KV, HIDDEN), (HIDDEN, HIDDEN),
+                (INTERMEDIATE, HIDDEN), (INTERMEDIATE, HIDDEN), (HIDDEN, INTERMEDIATE)]  # (out, in)
+LAYERS = 30
+GROUP = 32
+
+
+def _int4pack(weight: Any) -> Callable[[Any], Any]:
+    import torch
+
+    out, cols = weight.shape
+    grouped = weight.reshape(out, -1, GROUP)
+    low = grouped.amin(-1)
+    step = (grouped.amax(-1) - low).clamp(min=1e-8) / 15
+    levels = torch.round((grouped - low[..., None]) / step[..., None]).clamp(0, 15).to(torch.int32)
+    packed = torch._convert_weight_to_int4pack_for_cpu(levels.reshape(out, cols), 1)
+    scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
+    return lambda x: torch._weight_int4pack_mm_for_cpu(x.bfloat16(), packed, GROUP, scales)
+
+
+def _fbgemm_int8_dynamic(weight: Any) -> Callable[[Any], Any]:
+    import torch
+
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    layer.weight.data = weight
+    return torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(layer), {torch.nn.Linear},
+                                                  dtype=torch.qint8)
+
+
+def _bf16(weight: Any) -> Callable[[Any], Any]:
+    import torch
+
+    bf16 = weight.bfloat16()
+    return lambda x: torch.nn.functional.linear(x.bfloat16(), bf16)
+
+
+def _fp32(weight: Any) -> Callable[[Any], Any]:
+    import torch
+
+    return lambda x: torch.nn.functional.linear(x, weight)
+
+
+KERNELS = {"int4pack (the default)": _int4pack, "fbgemm_int8_dynamic": _fbgemm_int8_dynamic, "bf16": _bf16,
+           "fp32": _fp32}
+
+
+def time_kernels(rows: list[int], repeats: int) -> dict[str, dict[int, float]]:
+    """Best-of-``repeats`` milliseconds for one step's 210 matmuls, per kernel and row count."""
+    import torch
+
+    torch.manual_seed(0)
+    shapes = LAYER_SHAPES * LAYERS
+    weights = [torch.randn(out, cols) * 0.02 for out, cols in shapes]
+    timings: dict[str, dict[int, float]] = {}
+    with torch.inference_mode():
+        for name, make in KERNELS.items():
+            calls = [make(w) for w in weights]
+            timings[name] = {}
+            for count in rows:
+                inputs = {cols: torch.randn(count, cols) for cols in (HIDDEN, INTERMEDIATE)}
+                best = math.inf
+                for attempt in range(repeats + 2):
+                    start = time.perf_counter()
+                    for (_, cols), call in zip(shapes, calls, strict=True):
+                        call(inputs[cols])
+                    if attempt >= 2:  # two warm-ups
+                        best = min(best, time.perf_counter() - start)
+                timings[name][count] = round(best * 1000, 2)
+            print(f"{name}: {timings[name]} ms", flush=True)
+    return timings
+
+
+def perplexities(posts_per_author: int, max_tokens: int) -> dict[str, Any]:
+    """The base model's perplexity on the corpus authors' last posts: fp32, then its decoder's linear layers
+    as fbgemm dynamic int8 with per-tensor and with per-channel weight scales."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from twin.models import resolve_base_model
+    from twin.settings import Settings
+
+    path = resolve_base_model(Settings())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    texts = []
+    for corpus in sorted(CORPORA.glob("*.jsonl")):
+        rows = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+        texts += [row["text"] for row in rows[-posts_per_author:]]
+
+    def perplexity(model: Any) -> float:
+        nll = tokens = 0.0
+        with torch.inference_mode():
+            for text in texts:
+                ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens]
+                count = ids.shape[1] - 1
+                nll += model(ids, labels=ids).loss.item() * count
+                tokens += count
+        return round(math.exp(nll / tokens), 3)
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    result: dict[str, Any] = {"posts": len(texts), "max_tokens": max_tokens, "fp32": perplexity(model)}
+    decoder = model.model
+    for name, qconfig in [("fbgemm_int8_dynamic_per_tensor", torch.ao.quantization.default_dynamic_qconfig),
+                          ("fbgemm_int8_dynamic_per_channel", torch.ao.quantization.per_channel_dynamic_qconfig)]:
+        model.model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(decoder), {torch.nn.Linear: qconfig})
+        result[name] = perplexity(model)
+        print(f"perplexity {name}: {result[name]} (fp32 {result['fp32']})", flush=True)
+    model.model = decoder
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="1,8,16")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--posts-per-author", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--out", type=Path, default=RESULTS / "cpu_kernels.json")
+    args = parser.parse_args()
+    if not CORPORA.is_dir():
+        parser.error(f"no corpora at {CORPORA}: this benchmark reads ../shared/corpora")
+
+    import torch
+
+    torch.set_num_threads(1)
+    timings = time_kernels([int(r) for r in args.rows.split(",")], args.repeats)
+    report = {
+        "command": "python -m benchmarks.cpu_kernels",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, one torch thread, "
+                   f"avx512: {'avx512f' in Path('/proc/cpuinfo').read_text()}",
+        "step_matmuls_ms": timings,
+        "rows_8_to_1": {name: round(t[8] / t[1], 2) for name, t in timings.items() if 1 in t and 8 in t},
+        "perplexity": perplexities(args.posts_per_author, args.max_tokens),
+    }
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
