@@ -7,8 +7,8 @@ rows, so its first token costs what a step of 8 rows costs against 1. This times
 decoder matmuls of one SmolLM2-135M step (30 layers: q, k, v, o, gate, up, down) at 1, 8 and 16 rows with
 each kernel torch offers on CPU, and, for the one whose time barely grows with rows (fbgemm's dynamic int8,
 which rounds activations to 8 bits), what it does to the base model's held-out perplexity on the corpus
-authors' last posts. The weights are random for the timing (the kernels do not look at values) and the
-model's own for the perplexity.
+authors' last posts. The weights are random for the timing (the kernels do not look at values; the int4
+layer is the product's own, `serving.quantize.pack_int4_linear`) and the model's own for the perplexity.
 """
 
 from __future__ import annotations
@@ -25,25 +25,28 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 HIDDEN, INTERMEDIATE, KV = 576, 1536, 192
 LAYER_SHAPES = [(HIDDEN, HIDDEN), (KV, HIDDEN), (KV, HIDDEN), (HIDDEN, HIDDEN),
                 (INTERMEDIATE, HIDDEN), (INTERMEDIATE, HIDDEN), (HIDDEN, INTERMEDIATE)]  # (out, in)
 LAYERS = 30
-GROUP = 32
 
 
 def _int4pack(weight: Any) -> Callable[[Any], Any]:
+    """The product's own int4 layer (`serving.quantize.pack_int4_linear`), on int4 weights of ``weight``'s
+    shape: random levels, each group spanning 0..15, at a power-of-two step, so they are exactly int4."""
     import torch
 
+    from serving.quantize import INT4_GROUP, pack_int4_linear
+
     out, cols = weight.shape
-    grouped = weight.reshape(out, -1, GROUP)
-    low = grouped.amin(-1)
-    step = (grouped.amax(-1) - low).clamp(min=1e-8) / 15
-    levels = torch.round((grouped - low[..., None]) / step[..., None]).clamp(0, 15).to(torch.int32)
-    packed = torch._convert_weight_to_int4pack_for_cpu(levels.reshape(out, cols), 1)
-    scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
-    return lambda x: torch._weight_int4pack_mm_for_cpu(x.bfloat16(), packed, GROUP, scales)
+    levels = torch.randint(0, 16, (out, cols // INT4_GROUP, INT4_GROUP)).float()
+    levels[..., 0], levels[..., 1] = 0, 15
+    step = 2.0 ** -8
+    layer = torch.nn.Linear(cols, out, bias=False)
+    layer.weight.data = ((levels - 8) * step).reshape(out, cols)
+    if not pack_int4_linear(layer):
+        raise RuntimeError("the generated weights are not exactly int4")
+    return layer
 
 
 def _fbgemm_int8_dynamic(weight: Any) -> Callable[[Any], Any]:
@@ -99,38 +102,27 @@ def time_kernels(rows: list[int], repeats: int) -> dict[str, dict[int, float]]:
 
 
 def perplexities(posts_per_author: int, max_tokens: int) -> dict[str, Any]:
-    """The base model's perplexity on the corpus authors' last posts: fp32, then its decoder's linear layers
-    as fbgemm dynamic int8 with per-tensor and with per-channel weight scales."""
+    """The base model's perplexity on the corpus authors' last posts (`benchmarks.serve_model`'s measure):
+    fp32, then its decoder's linear layers as fbgemm dynamic int8 with per-tensor and per-channel weight
+    scales."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from benchmarks.serve_model import PERPLEXITY_AUTHORS, corpus_perplexity, perplexity_texts
     from twin.models import resolve_base_model
     from twin.settings import Settings
 
     path = resolve_base_model(Settings())
     tokenizer = AutoTokenizer.from_pretrained(path)
-    texts = []
-    for corpus in sorted(CORPORA.glob("*.jsonl")):
-        rows = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
-        texts += [row["text"] for row in rows[-posts_per_author:]]
-
-    def perplexity(model: Any) -> float:
-        nll = tokens = 0.0
-        with torch.inference_mode():
-            for text in texts:
-                ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens]
-                count = ids.shape[1] - 1
-                nll += model(ids, labels=ids).loss.item() * count
-                tokens += count
-        return round(math.exp(nll / tokens), 3)
-
+    texts = perplexity_texts(posts_per_author)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    result: dict[str, Any] = {"posts": len(texts), "max_tokens": max_tokens, "fp32": perplexity(model)}
+    result: dict[str, Any] = {"posts": len(texts), "authors": PERPLEXITY_AUTHORS, "max_tokens": max_tokens,
+                              "fp32": round(corpus_perplexity(model, tokenizer, texts, max_tokens), 3)}
     decoder = model.model
     for name, qconfig in [("fbgemm_int8_dynamic_per_tensor", torch.ao.quantization.default_dynamic_qconfig),
                           ("fbgemm_int8_dynamic_per_channel", torch.ao.quantization.per_channel_dynamic_qconfig)]:
         model.model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(decoder), {torch.nn.Linear: qconfig})
-        result[name] = perplexity(model)
+        result[name] = round(corpus_perplexity(model, tokenizer, texts, max_tokens), 3)
         print(f"perplexity {name}: {result[name]} (fp32 {result['fp32']})", flush=True)
     model.model = decoder
     return result
@@ -144,8 +136,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--out", type=Path, default=RESULTS / "cpu_kernels.json")
     args = parser.parse_args()
-    if not CORPORA.is_dir():
-        parser.error(f"no corpora at {CORPORA}: this benchmark reads ../shared/corpora")
+    from benchmarks.corpus_site import CORPORA_DIR
+
+    if not CORPORA_DIR.is_dir():
+        parser.error(f"no corpora at {CORPORA_DIR}: this benchmark reads ../shared/corpora (or TWIN_CORPORA_DIR)")
 
     import torch
 

@@ -210,30 +210,42 @@ PERPLEXITY_AUTHORS = ["chris_wellons", "simon_willison_til", "brandur_leach_atom
 def perplexity_part(base_model: str, posts_per_author: int, max_tokens: int) -> dict[str, Any]:
     """Perplexity of the corpus authors' last posts (first ``max_tokens`` tokens each) under the base model as
     each weight format serves it: what int4 costs in quality, without sampling noise."""
-    import math
-
-    import torch
-
-    from benchmarks.corpus_site import CORPORA_DIR, load_corpus
+    from benchmarks.corpus_site import CORPORA_DIR
     from serving.generation import ModelConfig
     from serving.static_engine import BatchEngine
 
     if not CORPORA_DIR.exists():
         return {"measured_here": None, "why_not": f"no corpora at {CORPORA_DIR}"}
-    texts = [item["text"] for name in PERPLEXITY_AUTHORS for item in load_corpus(name)[-posts_per_author:]]
+    texts = perplexity_texts(posts_per_author)
     out: dict[str, Any] = {"posts": len(texts), "authors": PERPLEXITY_AUTHORS, "max_tokens": max_tokens}
     for quantize in ("none", "int4"):
         runtime = BatchEngine(ModelConfig(base_model=base_model, quantize=quantize))
-        total, count = 0.0, 0
-        with torch.inference_mode():
-            for text in texts:
-                ids = runtime.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens).input_ids
-                loss = runtime.base(input_ids=ids, labels=ids).loss.item()
-                total, count = total + loss * (ids.shape[1] - 1), count + ids.shape[1] - 1
-        out[quantize] = math.exp(total / count)
+        out[quantize] = corpus_perplexity(runtime.base, runtime.tokenizer, texts, max_tokens)
         del runtime
     out["int4_to_fp32"] = out["int4"] / out["none"]
     return out
+
+
+def perplexity_texts(posts_per_author: int) -> list[str]:
+    """The last ``posts_per_author`` posts of each of `PERPLEXITY_AUTHORS` (``../shared/corpora``)."""
+    from benchmarks.corpus_site import load_corpus
+
+    return [item["text"] for name in PERPLEXITY_AUTHORS for item in load_corpus(name)[-posts_per_author:]]
+
+
+def corpus_perplexity(model: Any, tokenizer: Any, texts: list[str], max_tokens: int) -> float:
+    """Perplexity of ``texts`` (first ``max_tokens`` tokens each) under ``model``, every token predicted."""
+    import math
+
+    import torch
+
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_tokens).input_ids
+            loss = model(input_ids=ids, labels=ids).loss.item()
+            total, count = total + loss * (ids.shape[1] - 1), count + ids.shape[1] - 1
+    return math.exp(total / count)
 
 
 def main() -> None:

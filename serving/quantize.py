@@ -42,15 +42,7 @@ def quantize_for_cpu(model: Any) -> bool:
     if not layers or any(_int4_levels(module.weight.data) is None for module in layers):
         return False
     for module in layers:
-        levels, step, low = _int4_levels(module.weight.data)
-        module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels.to(torch.int32), 1)
-        # The kernel computes (q - 8) * scale + zero.
-        module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
-        # The levels again, two to a byte, with each group's exact step and minimum: the prefill's fp32 weights.
-        module.int4_nibbles = (levels[:, 0::2] | (levels[:, 1::2] << 4)).contiguous()
-        module.int4_step, module.int4_low = step.contiguous(), low.contiguous()
-        module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
-        module.forward = types.MethodType(_int4_forward, module)
+        pack_int4_linear(module)
     head = model.get_output_embeddings()
     if isinstance(head, torch.nn.Linear) and head.bias is None:
         weight = head.weight.data.float()  # tied to the input embeddings: that copy stays as it is
@@ -58,6 +50,29 @@ def quantize_for_cpu(model: Any) -> bool:
         head.int8_weight = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
         head.int8_scales = scales.bfloat16()
         head.forward = types.MethodType(_int8_forward, head)
+    return True
+
+
+def pack_int4_linear(module: torch.nn.Linear) -> bool:
+    """Serve one linear layer (no bias) from packed int4 when its weights are exactly int4 in groups of 32
+    (False, unchanged, when they are not): the decoding kernel for few rows, its exact fp32 weights unpacked
+    for a prefill's many."""
+    import types
+
+    import torch
+
+    found = _int4_levels(module.weight.data)
+    if found is None:
+        return False
+    levels, step, low = found
+    module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels.to(torch.int32), 1)
+    # The kernel computes (q - 8) * scale + zero.
+    module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
+    # The levels again, two to a byte, with each group's exact step and minimum: the prefill's fp32 weights.
+    module.int4_nibbles = (levels[:, 0::2] | (levels[:, 1::2] << 4)).contiguous()
+    module.int4_step, module.int4_low = step.contiguous(), low.contiguous()
+    module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
+    module.forward = types.MethodType(_int4_forward, module)
     return True
 
 
