@@ -128,9 +128,19 @@ def perplexities(posts_per_author: int, max_tokens: int) -> dict[str, Any]:
     return result
 
 
+def _row_counts(text: str) -> list[int]:
+    try:
+        rows = [int(part) for part in text.split(",")]
+    except ValueError:
+        rows = []
+    if not rows or min(rows) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive row counts")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="1,8,16")
+    parser.add_argument("--rows", type=_row_counts, default="1,8,16", help="comma-separated row counts")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--posts-per-author", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=384)
@@ -144,7 +154,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    timings = time_kernels([int(r) for r in args.rows.split(",")], args.repeats)
+    timings = time_kernels(args.rows, args.repeats)
     report = {
         "command": "python -m benchmarks.cpu_kernels",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, one torch thread, "
