@@ -337,14 +337,22 @@ def test_the_loop_thread_serves_submissions_and_calls(runtime: BatchEngine, adap
         engine.close()
 
 
-def test_int4_prefill_runs_on_the_exact_fp32_weights(runtime: BatchEngine) -> None:
-    """A prompt's prefill (PREFILL_ROWS rows or more in one matmul) unpacks each int4 layer to its fp32
-    weights, bit for bit the model's own, so it computes what the fp32 model computes; decoding's few rows
-    stay on the packed kernel (bf16 activations: close, not equal)."""
+@pytest.mark.parametrize("dtype_name", ["float32", "bfloat16"])
+def test_int4_prefill_runs_on_the_exact_weights(runtime: BatchEngine, dtype_name: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prompt's prefill (many rows in one matmul) unpacks each int4 layer to its weights, bit for bit the
+    model's own, so it computes what the model computes in the prefill's dtype (bf16 where the CPU has bf16
+    matmuls, else fp32); decoding's few rows stay on the packed kernel (bf16 activations: close, not equal)."""
     import torch
 
-    from serving.quantize import PREFILL_ROWS
+    import serving.quantize
+    from serving.quantize import BF16_PREFILL_ROWS, PREFILL_ROWS
 
+    dtype = getattr(torch, dtype_name)
+    if dtype == torch.bfloat16 and serving.quantize.prefill_dtype() != dtype:
+        pytest.skip("this CPU has no native bf16 matmul: its prefill runs in fp32 (the other case)")
+    monkeypatch.setattr(serving.quantize, "prefill_dtype", lambda: dtype)
+    rows = BF16_PREFILL_ROWS if dtype == torch.bfloat16 else PREFILL_ROWS
     int4 = BatchEngine(runtime.config.model_copy(update={"quantize": "int4"}))
     packed = [layer.mlp.down_proj for layer in int4.base.model.layers]
     exact = [layer.mlp.down_proj for layer in runtime.base.model.layers]
@@ -352,8 +360,9 @@ def test_int4_prefill_runs_on_the_exact_fp32_weights(runtime: BatchEngine) -> No
     generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
         for p, e in zip(packed, exact, strict=True):
-            prompt = torch.randn(PREFILL_ROWS, e.in_features, generator=generator)
-            assert torch.equal(p(prompt), e(prompt))
+            prompt = torch.randn(rows, e.in_features, generator=generator)
+            expected = torch.nn.functional.linear(prompt.to(dtype), e.weight.to(dtype)).float()
+            assert torch.equal(p(prompt), expected)
         decode = torch.randn(4, exact[0].in_features, generator=generator)
         close, reference = packed[0](decode), exact[0](decode)
         assert not torch.equal(close, reference)
