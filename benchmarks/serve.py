@@ -133,7 +133,8 @@ def _deploy(base: Any, name: str, max_batch_size: int) -> Any:
     return ModelClient(deploy_model(settings), settings=settings)
 
 
-async def _stream(client: Any, adapter: Any, prompt: list[dict[str, str]], params: Any) -> tuple[float, int, float]:
+async def _stream(client: Any, adapter: Any, prompt: list[dict[str, str]],
+                  params: Any) -> tuple[float, int, float]:
     """(time to first token, tokens, seconds) of one streamed request."""
     start = time.perf_counter()
     first: float | None = None
