@@ -18,10 +18,8 @@ scheduling is one decoding step, as in vLLM and TGI:
 
 Rows may use different LoRA adapters: PEFT routes each row through its own (``adapter_names=``).
 
-The cache is transformers' `DynamicCache`. (Its layers copy the whole cache to append each step's token; layers
-that grew in place instead saved that copy, 11 of an 8-row step's 57 ms, and lost it again in attention, which
-then read keys no copy had just brought into the CPU's cache: 54-59 ms a step either way.) The engine pads and
-splices its per-layer tensors, so it serves models whose layers all cache plainly (full attention). Others
+The cache is transformers' `DynamicCache` with layers that grow in place (`serving.kv_cache`). The engine pads
+and splices its per-layer tensors, so it serves models whose layers all cache plainly (full attention). Others
 (sliding-window or linear-attention layers) raise `UnsupportedModel`, and the deployment falls back to the
 static engine, which works for any model.
 
@@ -335,7 +333,8 @@ class ContinuousEngine:
 
     def _prefill_rows(self, rows: list[_Row], hit: PrefixHit | None) -> None:
         import torch
-        from transformers import DynamicCache
+
+        from serving.kv_cache import growing_cache
 
         # Rows with the same prompt and adapter (a draft's best-of-N candidates) share one forward: they get
         # copies of its cache rows and logits, then each samples on its own. Prefill is most of a long
@@ -346,7 +345,7 @@ class ContinuousEngine:
         leaders = [rows[keys.index(key)] for key in unique]
         prompts = [row.ticket.job.prompt_ids for row in leaders]
         width = max(len(p) for p in prompts)
-        cache = DynamicCache(config=self.runtime.base.config)
+        cache = growing_cache(self.runtime.base.config)
         if hit is None:
             pad = self.runtime.tokenizer.pad_token_id
             input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
