@@ -2,9 +2,10 @@
 
 transformers' `DynamicLayer` appends each step's keys and values with ``torch.cat``, which copies the whole
 cache every step. `GrowingLayer` keeps spare columns after the cached ones and writes each new token into
-them, copying only when it runs out (a quarter of the length spare, at least 64 tokens). How much that
-saves grows with the context (`python -m benchmarks.kv_cache`): nothing at ~200 tokens, where attention
-then reads keys that no copy has just brought into the CPU's cache, and 20% of a 4-row step at ~1,000.
+them, copying only when it runs out (a quarter of the length spare, at least 64 tokens). What that saves
+grows with the context (`python -m benchmarks.kv_cache`, two runs on an AVX-512 EPYC): 9-15% of a step of
+4 rows at ~1,000 tokens, 4-7% of one row at ~1,750, and nothing at 8 rows of ~190 (-1% and +3%), where
+attention then reads keys that no copy has just brought into the CPU's cache.
 
 It is a drop-in `DynamicLayer`: ``keys`` and ``values`` read as the cached columns only, and assigning them
 (as the engine does when rows join or leave the batch) replaces the storage, with no spare room.
