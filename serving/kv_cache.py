@@ -21,53 +21,66 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 MIN_SPARE_TOKENS = 64
 
 
+class _Columns:
+    """One tensor of shape (rows, heads, tokens, dim) with spare token columns after its cached ones."""
+
+    def __init__(self) -> None:
+        self.store: torch.Tensor | None = None
+        self.length = 0
+
+    @property
+    def cached(self) -> torch.Tensor | None:
+        return None if self.store is None else self.store[:, :, : self.length]
+
+    def replace(self, tensor: torch.Tensor | None) -> None:
+        """Hold `tensor` as it is (no spare room); anything not 4-D (`DynamicLayer`'s empty start) is none."""
+        self.store = tensor if tensor is not None and tensor.dim() == 4 else None
+        self.length = 0 if self.store is None else self.store.shape[-2]
+
+    def append(self, states: torch.Tensor) -> torch.Tensor:
+        start, end = self.length, self.length + states.shape[-2]
+        if self.store is None or end > self.store.shape[-2]:
+            capacity = end + max(MIN_SPARE_TOKENS, end // 4)
+            grown = states.new_empty((*states.shape[:2], capacity, states.shape[-1]))
+            if start:
+                grown[:, :, :start] = self.store[:, :, :start]
+            self.store = grown
+        self.store[:, :, start:end] = states
+        self.length = end
+        return self.store[:, :, :end]
+
+
 class GrowingLayer(DynamicLayer):
     def __init__(self, **kwargs: Any) -> None:
-        self._key_store: torch.Tensor | None = None
-        self._value_store: torch.Tensor | None = None
-        # Each has its own length: the engine assigns `keys`, then reads `values` to build their replacement.
-        self._key_length = self._value_length = 0
+        # Keys and values are held apart: the engine assigns `keys`, then reads `values` to build their
+        # replacement, so each keeps its own length until then.
+        self._keys, self._values = _Columns(), _Columns()
         super().__init__(**kwargs)
 
     @property  # type: ignore[override]
     def keys(self) -> torch.Tensor | None:
-        return None if self._key_store is None else self._key_store[:, :, : self._key_length]
+        return self._keys.cached
 
     @keys.setter
     def keys(self, tensor: torch.Tensor | None) -> None:
-        self._key_store = tensor if tensor is not None and tensor.dim() == 4 else None
-        self._key_length = 0 if self._key_store is None else self._key_store.shape[-2]
+        self._keys.replace(tensor)
 
     @property  # type: ignore[override]
     def values(self) -> torch.Tensor | None:
-        return None if self._value_store is None else self._value_store[:, :, : self._value_length]
+        return self._values.cached
 
     @values.setter
     def values(self, tensor: torch.Tensor | None) -> None:
-        self._value_store = tensor if tensor is not None and tensor.dim() == 4 else None
-        self._value_length = 0 if self._value_store is None else self._value_store.shape[-2]
+        self._values.replace(tensor)
 
     def get_seq_length(self) -> int:
-        return self._key_length
+        return self._keys.length
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        start = self._key_length
-        end = start + key_states.shape[-2]
-        if self._key_store is None or self._value_store is None or end > self._key_store.shape[-2]:
-            capacity = end + max(MIN_SPARE_TOKENS, end // 4)
-            keys = key_states.new_empty((*key_states.shape[:2], capacity, key_states.shape[-1]))
-            values = value_states.new_empty((*value_states.shape[:2], capacity, value_states.shape[-1]))
-            if start:
-                keys[:, :, :start] = self._key_store[:, :, :start]
-                values[:, :, :start] = self._value_store[:, :, :start]
-            self._key_store, self._value_store = keys, values
-        self._key_store[:, :, start:end] = key_states
-        self._value_store[:, :, start:end] = value_states
-        self._key_length = self._value_length = end
-        return self._key_store[:, :, :end], self._value_store[:, :, :end]
+        return self._keys.append(key_states), self._values.append(value_states)
 
 
 def growing_cache(config: Any) -> DynamicCache:
