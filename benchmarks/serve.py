@@ -152,7 +152,11 @@ FRESH_PROMPT_WORDS = 60
 
 def fresh_messages(corpus: str, count: int) -> list[list[dict[str, str]]]:
     """`count` chat prompts no earlier request began like: a reply to one of `corpus`'s posts (its opening)."""
-    posts = [item["text"] for item in load_corpus(corpus) if len(item["text"].split()) >= FRESH_PROMPT_WORDS]
+    try:
+        items = load_corpus(corpus)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"--ttft-corpus {corpus}: no such corpus ({exc.filename})") from None
+    posts = [item["text"] for item in items if len(item["text"].split()) >= FRESH_PROMPT_WORDS]
     if len(posts) < count:
         raise SystemExit(f"--ttft-corpus {corpus} has {len(posts)} posts of {FRESH_PROMPT_WORDS}+ words, "
                          f"{count} needed")
@@ -167,7 +171,8 @@ def _ttft_summary(idle: list[float], loaded: list[float]) -> dict[str, Any]:
             "idle_s": idle, "under_load_s": loaded}
 
 
-async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any] | None) -> dict[str, Any]:
+async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any] | None,
+                      new_prompts: list[list[dict[str, str]]]) -> dict[str, Any]:
     from serving.generation import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens)
@@ -186,7 +191,6 @@ async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any]
     result["aggregate"] = {"requests": args.concurrency, "tokens": tokens, "seconds": elapsed,
                            "tokens_per_s": tokens / elapsed, "batch_sizes": sorted(g.batch_size for g in generations)}
 
-    new_prompts = fresh_messages(args.ttft_corpus, 2 * args.ttft_requests)
     idle = [(await _stream(client, None, messages(i), short))[0] for i in range(args.ttft_requests)]
     idle_new = [(await _stream(client, None, new_prompts[i], short))[0] for i in range(args.ttft_requests)]
     busy_params = SamplingParams(temperature=0.0, max_new_tokens=args.load_tokens)
@@ -244,7 +248,7 @@ async def _deployment(client: Any, args: argparse.Namespace, adapters: list[Any]
     return result
 
 
-def model_part(args: argparse.Namespace) -> dict[str, Any]:
+def model_part(args: argparse.Namespace, new_prompts: list[list[dict[str, str]]]) -> dict[str, Any]:
     import ray
     from ray import serve
 
@@ -260,7 +264,7 @@ def model_part(args: argparse.Namespace) -> dict[str, Any]:
             print(f"== deployment {name}", flush=True)
             client = _deploy(base, name, args.concurrency)
             with_adapters = adapters if name.startswith("continuous") else None
-            out[name] = asyncio.run(_deployment(client, args, with_adapters))
+            out[name] = asyncio.run(_deployment(client, args, with_adapters, new_prompts))
             out[name]["load_avg_after"] = os.getloadavg()
             print(json.dumps(out[name], indent=1), flush=True)
     finally:
@@ -396,6 +400,8 @@ def main() -> None:
                         help="where scripts/llamacpp.sh installed node-llama-cpp")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     args = parser.parse_args()
+    # The first-token prompts are read before any model runs, so a wrong --ttft-corpus fails at once.
+    new_prompts = [] if args.skip_model else fresh_messages(args.ttft_corpus, 2 * args.ttft_requests)
 
     import ray
     import torch
@@ -412,7 +418,7 @@ def main() -> None:
     print("== llama.cpp", flush=True)
     report["llama_cpp"] = llamacpp_part(args)
     print(json.dumps(report["llama_cpp"], indent=1), flush=True)
-    report["model"] = {} if args.skip_model else model_part(args)
+    report["model"] = {} if args.skip_model else model_part(args, new_prompts)
     models = report["model"]
     if DEFAULT_DEPLOYMENT in models:
         default = models[DEFAULT_DEPLOYMENT]
