@@ -27,8 +27,10 @@ def live(tmp_path_factory) -> Iterator[tuple]:
     data_dir = tmp_path_factory.mktemp("resume") / "data"
     settings = Settings(data_dir=data_dir, models_path=MODELS_CACHE, allowed_hosts=["127.0.0.1"], _env_file=None)
     settings.serve.port = _free_port()
-    settings.serve.max_new_tokens = 32
-    settings.agent.candidates = 1
+    # Sampled drafts of 32 tokens were sometimes all discarded as restating the brief (CI, once): two
+    # candidates of 48 make an empty result unlikely while the run stays short.
+    settings.serve.max_new_tokens = 48
+    settings.agent.candidates = 2
     settings.agent.max_revisions = 0  # no loop: a node that finished before the cut has no reason to run again
     settings.schedule.enabled = False
     settings.ensure_dirs()
