@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -327,16 +328,20 @@ def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dic
         body = {"author": "bench", "prompt": "Warm-up.", "platform": "linkedin", "drafts": 1}
         httpx.post(url + "/api/chat", json=body, timeout=1800).raise_for_status()
         latencies, tokens, revisions = [], [], []
+        nodes: dict[str, list[float]] = {}
         for i in range(args.chat_requests):
             body = {"author": "bench", "prompt": CHAT_PROMPTS[i % len(CHAT_PROMPTS)], "platform": "linkedin",
                     "drafts": 1}
-            start = time.perf_counter()
+            start, start_at = time.perf_counter(), datetime.now(UTC)
             response = httpx.post(url + "/api/chat", json=body, timeout=1800)
             latencies.append(time.perf_counter() - start)
             response.raise_for_status()
             [draft] = response.json()["drafts"]
             tokens.append(len(draft["text"].split()))
             revisions.append(draft.get("revisions", 0))
+            run = httpx.get(f"{url}/api/runs/{response.json()['run_id']}", timeout=60).json()
+            for node, seconds in node_seconds(run["steps"], start_at).items():
+                nodes.setdefault(node, []).append(seconds)
     finally:
         server.should_exit = True
         thread.join(timeout=60)
@@ -347,7 +352,22 @@ def chat_part(args: argparse.Namespace, deployment: str, candidates: int) -> dic
         "max_new_tokens": args.chat_max_new_tokens, "author_posts": args.chat_posts,
         "p50_s": statistics.median(latencies), "p95_s": _percentile(latencies, 0.95),
         "latencies_s": latencies, "draft_words_median": statistics.median(tokens),
+        "node_p50_s": {node: statistics.median(seconds) for node, seconds in nodes.items()},
     }
+
+
+def node_seconds(steps: list[dict[str, Any]], start_at: datetime) -> dict[str, float]:
+    """Seconds each node of a run took, from its stored steps: the graph runs one node at a time, so a
+    node took from the previous step's end (the request's start for the first) to its own."""
+    seconds: dict[str, float] = {}
+    previous = start_at
+    for step in steps:
+        if step.get("kind") != "step" or "at" not in step:
+            continue
+        at = datetime.fromisoformat(step["at"])
+        seconds[step["node"]] = seconds.get(step["node"], 0.0) + (at - previous).total_seconds()
+        previous = at
+    return seconds
 
 
 def llamacpp_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,6 +390,17 @@ def llamacpp_part(args: argparse.Namespace) -> dict[str, Any]:
                                str(threads)], capture_output=True, text=True, timeout=900, check=True)
         out[f"threads_{threads}"] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
+
+
+def cpu_name() -> str:
+    """The CPU's model name (the same torch code runs 1.6x apart on two AVX-512 CPUs), as Linux reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -409,7 +440,10 @@ def main() -> None:
 
     report: dict[str, Any] = {
         "command": "python -m benchmarks.serve " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(),
+                    "native_bf16": torch.cpu.get_capabilities().get("avx512_bf16", False)
+                    or torch.cpu.get_capabilities().get("amx_bf16", False),
+                    "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
                     "torch": torch.__version__, "transformers": transformers.__version__, "ray": ray.__version__},
         "note": "a shared machine: compare ratios within this run, not absolute numbers across runs",
         "base_model": "smollm2-135m-instruct (the default)", "decoding": "greedy", "replica": "1 CPU, 1 torch thread",
