@@ -7,7 +7,8 @@ rows, so its first token costs what a step of 8 rows costs against 1. This times
 decoder matmuls of one SmolLM2-135M step (30 layers: q, k, v, o, gate, up, down) at 1, 8 and 16 rows with
 each kernel torch offers on CPU, and, for the one whose time barely grows with rows (fbgemm's dynamic int8,
 which rounds activations to 8 bits), what it does to the base model's held-out perplexity on the corpus
-authors' last posts. The weights are random for the timing (the kernels do not look at values; the int4
+authors' last posts. ``--rows 1,8,16,24,32,80,128,1024`` also shows where the product's int4 layer hands a
+prefill's many rows from the packed kernel to its bf16 (or fp32) weights. The weights are random for the timing (the kernels do not look at values; the int4
 layer is the product's own, `serving.quantize.pack_int4_linear`) and the model's own for the perplexity.
 """
 
@@ -49,6 +50,14 @@ def _int4pack(weight: Any) -> Callable[[Any], Any]:
     return layer
 
 
+def _int4pack_kernel_only(weight: Any) -> Callable[[Any], Any]:
+    """The same layer held to torch's packed int4 kernel at every row count (the product's layer switches to
+    its bf16 or fp32 weights from `int4_prefill_rows` rows: where the two cross is what this shows)."""
+    layer = _int4pack(weight)
+    layer.int4_prefill_rows = math.inf
+    return layer
+
+
 def _fbgemm_int8_dynamic(weight: Any) -> Callable[[Any], Any]:
     import torch
 
@@ -71,8 +80,8 @@ def _fp32(weight: Any) -> Callable[[Any], Any]:
     return lambda x: torch.nn.functional.linear(x, weight)
 
 
-KERNELS = {"int4pack (the default)": _int4pack, "fbgemm_int8_dynamic": _fbgemm_int8_dynamic, "bf16": _bf16,
-           "fp32": _fp32}
+KERNELS = {"int4pack (the default)": _int4pack, "int4pack_kernel_only": _int4pack_kernel_only,
+           "fbgemm_int8_dynamic": _fbgemm_int8_dynamic, "bf16": _bf16, "fp32": _fp32}
 
 
 def time_kernels(rows: list[int], repeats: int) -> dict[str, dict[int, float]]:

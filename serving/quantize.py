@@ -18,12 +18,15 @@ PREFILL_ROWS = 128
 fp32 weights for that call: torch's packed int4 kernel is built for decoding's few rows. One thread on an
 AVX2 EPYC, a decoder layer's seven matmuls at 1,000 rows: int4 kernel 298 ms, unpacking + fp32 GEMM 150 ms;
 at 128 rows 40 vs 36 ms, at 64 rows 25 vs 44 ms (`python -m benchmarks.serve_model` measures the engine)."""
-BF16_PREFILL_ROWS = 80
-"""The same where the CPU multiplies bf16 natively (AVX512-BF16, AMX): the unpacked weights are rounded to
-bf16, as the decoding kernel's scales are. The 210 matmuls of a SmolLM2-135M forward, one thread of an
-AVX-512 EPYC: at 64 / 96 / 128 rows int4 kernel 168 / 247 / 329 ms, unpacking to bf16 179 / 210 / 238 ms;
-at 1,024 rows unpacking to fp32 2,450 ms, to bf16 1,252 ms. The base model's held-out perplexity (the
-corpus authors' last posts, 384 tokens) moves from 21.437 to 21.439."""
+BF16_PREFILL_ROWS = 24
+"""The same where the CPU multiplies bf16 natively (AVX512-BF16, AMX), with the layer's weights rounded to
+bf16 (as the decoding kernel's scales are) and kept: nothing is unpacked per call, so the bf16 GEMM wins
+from far fewer rows. The 210 matmuls of a SmolLM2-135M forward, one thread of an AVX-512 EPYC with
+AVX512-BF16, int4 kernel / unpacking to bf16 per call / bf16 weights kept: 8 rows 13 / 93 / 21 ms, 16 rows
+24 / 103 / 29, 24 rows 34 / 103 / 30, 32 rows 44 / 108 / 33, 80 rows 108 / 139 / 56, 128 rows 168 / 175 /
+77, 1,024 rows 1,743 / 1,029 / 942 (fp32 unpacked: 2,450). The bf16 copy costs 2 bytes a weight (212 MB for
+SmolLM2-135M) where the unpacking path kept 53 MB of levels and scales. The base model's held-out
+perplexity (the corpus authors' last posts, 384 tokens) moves from 21.437 (fp32 prefill) to 21.439."""
 
 
 def prefill_dtype() -> torch.dtype:
@@ -72,8 +75,8 @@ def quantize_for_cpu(model: Any) -> bool:
 
 def pack_int4_linear(module: torch.nn.Linear) -> bool:
     """Serve one linear layer (no bias) from packed int4 when its weights are exactly int4 in groups of 32
-    (False, unchanged, when they are not): the decoding kernel for few rows, its exact weights unpacked (to
-    `prefill_dtype`) for a prefill's many."""
+    (False, unchanged, when they are not): the decoding kernel for few rows, its exact weights in
+    `prefill_dtype` for a prefill's many (kept in bf16; unpacked per call in fp32)."""
     import types
 
     import torch
@@ -85,11 +88,17 @@ def pack_int4_linear(module: torch.nn.Linear) -> bool:
     module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels.to(torch.int32), 1)
     # The kernel computes (q - 8) * scale + zero.
     module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
-    # The levels again, two to a byte, with each group's exact step and minimum: the prefill's fp32 weights.
-    module.int4_nibbles = (levels[:, 0::2] | (levels[:, 1::2] << 4)).contiguous()
-    module.int4_step, module.int4_low = step.contiguous(), low.contiguous()
     module.int4_prefill_dtype = prefill_dtype()
-    module.int4_prefill_rows = BF16_PREFILL_ROWS if module.int4_prefill_dtype == torch.bfloat16 else PREFILL_ROWS
+    if module.int4_prefill_dtype == torch.bfloat16:
+        module.int4_prefill_weight = module.weight.data.to(torch.bfloat16)  # exact weights, rounded once
+        module.int4_prefill_rows = BF16_PREFILL_ROWS
+    else:
+        # fp32 copies would take 4 bytes a weight: keep the levels, two to a byte, with each group's exact step
+        # and minimum, and unpack a layer's fp32 weights for each prefill.
+        module.int4_prefill_weight = None
+        module.int4_nibbles = (levels[:, 0::2] | (levels[:, 1::2] << 4)).contiguous()
+        module.int4_step, module.int4_low = step.contiguous(), low.contiguous()
+        module.int4_prefill_rows = PREFILL_ROWS
     module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
     module.forward = types.MethodType(_int4_forward, module)
     return True
@@ -119,7 +128,7 @@ def _int4_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
 
     flat = x.reshape(-1, x.shape[-1])
     if flat.shape[0] >= self.int4_prefill_rows:
-        weight = _unpacked_weight(self).to(self.int4_prefill_dtype)
+        weight = self.int4_prefill_weight if self.int4_prefill_weight is not None else _unpacked_weight(self)
         out = torch.nn.functional.linear(flat.to(weight.dtype), weight)
     else:
         out = torch._weight_int4pack_mm_for_cpu(flat.bfloat16(), self.int4_weight, INT4_GROUP, self.int4_scales)
