@@ -20,13 +20,15 @@ AVX2 EPYC, a decoder layer's seven matmuls at 1,000 rows: int4 kernel 298 ms, un
 at 128 rows 40 vs 36 ms, at 64 rows 25 vs 44 ms (`python -m benchmarks.serve_model` measures the engine)."""
 BF16_PREFILL_ROWS = 24
 """The same where the CPU multiplies bf16 natively (AVX512-BF16, AMX), with the layer's weights rounded to
-bf16 (as the decoding kernel's scales are) and kept: nothing is unpacked per call, so the bf16 GEMM wins
-from far fewer rows. The 210 matmuls of a SmolLM2-135M forward, one thread of an AVX-512 EPYC with
-AVX512-BF16, int4 kernel / unpacking to bf16 per call / bf16 weights kept: 8 rows 13 / 93 / 21 ms, 16 rows
-24 / 103 / 29, 24 rows 34 / 103 / 30, 32 rows 44 / 108 / 33, 80 rows 108 / 139 / 56, 128 rows 168 / 175 /
-77, 1,024 rows 1,743 / 1,029 / 942 (fp32 unpacked: 2,450). The bf16 copy costs 2 bytes a weight (212 MB for
-SmolLM2-135M) where the unpacking path kept 53 MB of levels and scales. The base model's held-out
-perplexity (the corpus authors' last posts, 384 tokens) moves from 21.437 (fp32 prefill) to 21.439."""
+bf16 (as the decoding kernel's scales are) and kept, so nothing is unpacked per call and the bf16 GEMM wins
+from far fewer rows. The 210 matmuls of a SmolLM2-135M forward on one thread of an AVX-512 EPYC with
+AVX512-BF16 (`python -m benchmarks.cpu_kernels --rows 1,8,16,24,32,80,128,1024`), packed int4 kernel / bf16
+weights: 8 rows 12.6 / 17.2 ms, 16 rows 22.4 / 20.6, 24 rows 32.0 / 24.5, 32 rows 42.1 / 28.0, 80 rows
+101.9 / 47.8, 1,024 rows 1,287 / 472. At 16 rows another run had the kernel ahead (24 vs 29 ms), so 24.
+Unpacking to bf16 for each call, as before, cost about 100 ms a forward. The bf16 copy takes 2 bytes a
+weight (212 MB for SmolLM2-135M) where the unpacking path kept 53 MB of levels and scales. The base model's
+held-out perplexity (the corpus authors' last posts, 384 tokens) moves from 21.437 (fp32 prefill) to
+21.439."""
 
 
 def prefill_dtype() -> torch.dtype:
