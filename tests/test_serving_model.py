@@ -179,9 +179,11 @@ async def test_model_down_is_unavailable_quickly(served) -> None:
     from ray import serve
 
     settings, handle, _ = served
+    held_handle = ModelClient(handle, probe_timeout_s=2)
+    # Served once: its later calls probe beside the request instead of before it.
+    assert (await held_handle.generate(None, QUESTION, GREEDY.model_copy(update={"max_new_tokens": 2}))).text
     serve.delete(MODEL_APP_NAME)  # the deployment goes away while a service still holds its handle
 
-    held_handle = ModelClient(handle, probe_timeout_s=2)
     started = time.monotonic()
     with pytest.raises(Unavailable, match="retry"):
         await held_handle.generate(None, QUESTION, GREEDY)
