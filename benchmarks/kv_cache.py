@@ -25,24 +25,31 @@ SHAPES = [(8, 60), (1, 900), (4, 500)]
 prompt (~1,750 tokens), and four chat-sized ones (~1,000)."""
 
 
-def time_steps(runtime: Any, text: str, rows: int, steps: int) -> tuple[float, int]:
-    """Milliseconds per decoding step of `rows` rows, and the cache's width at the end."""
+def timed_decoding(runtime: Any, contents: list[str], steps: int, siblings: int = 1) -> tuple[float, Any]:
+    """Milliseconds per decoding step of one greedy row per user message in `contents` (timed after the
+    prefill and four steps), and the engine with its rows still running: the caller reads it, then closes it.
+    ``siblings``: the rows announce each other (a draft's best-of-N candidates sharing one prompt)."""
     from serving.engine import ContinuousEngine
     from serving.generation import GenerationRequest, SamplingParams
 
-    engine = ContinuousEngine(runtime, max_batch_size=max(8, rows))
+    engine = ContinuousEngine(runtime, max_batch_size=max(8, len(contents)))
     engine.prompt_cache = None
-    params = SamplingParams(temperature=0.0, max_new_tokens=steps + 10, stop=[])
-    for row in range(rows):
-        messages = [{"role": "user", "content": f"Reply {row} to this post:\n{text}"}]
-        engine.submit(runtime.make_job(GenerationRequest.model_validate({"messages": messages, "params": params}),
-                                       None), lambda item: None)
+    params = SamplingParams(temperature=0.0, max_new_tokens=steps + 20, stop=[], siblings=siblings)
+    for content in contents:
+        request = GenerationRequest.model_validate({"messages": [{"role": "user", "content": content}],
+                                                    "params": params})
+        engine.submit(runtime.make_job(request, None), lambda item: None)
     for _ in range(5):  # the prefill, then a few steps
         engine.step()
     start = time.perf_counter()
     for _ in range(steps):
         engine.step()
-    elapsed = (time.perf_counter() - start) / steps * 1000
+    return (time.perf_counter() - start) / steps * 1000, engine
+
+
+def time_steps(runtime: Any, text: str, rows: int, steps: int) -> tuple[float, int]:
+    """Milliseconds per decoding step of `rows` rows, and the cache's width at the end."""
+    elapsed, engine = timed_decoding(runtime, [f"Reply {row} to this post:\n{text}" for row in range(rows)], steps)
     assert engine._mask is not None
     width = engine._mask.shape[1]
     engine.close()

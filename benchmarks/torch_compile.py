@@ -31,24 +31,12 @@ SHAPES = [(1, 20), (1, 600), (4, 600), (8, 60)]
 
 def time_steps(runtime: Any, text: str, rows: int, steps: int) -> tuple[float, list[list[int]]]:
     """Milliseconds per decoding step of `rows` rows, and each row's greedy tokens."""
-    from serving.engine import ContinuousEngine
-    from serving.generation import GenerationRequest, SamplingParams
+    from benchmarks.kv_cache import timed_decoding
 
-    engine = ContinuousEngine(runtime, max_batch_size=8)
-    engine.prompt_cache = None
-    shared = rows == 4
-    for row in range(rows):
-        content = f"Reply to this post:\n{text}" if shared else f"Reply {row} to this post:\n{text}"
-        params = SamplingParams(temperature=0.0, max_new_tokens=steps + 20, stop=[], siblings=rows if shared else 1)
-        request = GenerationRequest.model_validate({"messages": [{"role": "user", "content": content}],
-                                                    "params": params})
-        engine.submit(runtime.make_job(request, None), lambda item: None)
-    for _ in range(5):  # the prefill, then a few steps
-        engine.step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        engine.step()
-    elapsed = (time.perf_counter() - start) / steps * 1000
+    if rows == 4:  # one prompt, as a draft's best-of-N candidates share theirs
+        elapsed, engine = timed_decoding(runtime, [f"Reply to this post:\n{text}"] * rows, steps, siblings=rows)
+    else:
+        elapsed, engine = timed_decoding(runtime, [f"Reply {row} to this post:\n{text}" for row in range(rows)], steps)
     tokens = [list(row.token_ids) for row in engine._rows]
     engine.close()
     return elapsed, tokens
