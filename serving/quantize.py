@@ -90,8 +90,7 @@ def pack_int4_linear(module: torch.nn.Linear) -> bool:
     module.int4_weight = torch._convert_weight_to_int4pack_for_cpu(levels.to(torch.int32), 1)
     # The kernel computes (q - 8) * scale + zero.
     module.int4_scales = torch.stack([step, low + 8 * step], -1).transpose(0, 1).contiguous().bfloat16()
-    module.int4_prefill_dtype = prefill_dtype()
-    if module.int4_prefill_dtype == torch.bfloat16:
+    if prefill_dtype() == torch.bfloat16:
         module.int4_prefill_weight = module.weight.data.to(torch.bfloat16)  # exact weights, rounded once
         module.int4_prefill_rows = BF16_PREFILL_ROWS
     else:

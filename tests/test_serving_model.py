@@ -180,7 +180,7 @@ async def test_model_down_is_unavailable_quickly(served) -> None:
 
     settings, handle, _ = served
     held_handle = ModelClient(handle, probe_timeout_s=2)
-    # Served once: its later calls probe beside the request instead of before it.
+    # A client that has served a request (attached, probed) fails as fast as a fresh one.
     assert (await held_handle.generate(None, QUESTION, GREEDY.model_copy(update={"max_new_tokens": 2}))).text
     serve.delete(MODEL_APP_NAME)  # the deployment goes away while a service still holds its handle
 
