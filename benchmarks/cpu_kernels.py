@@ -8,8 +8,9 @@ decoder matmuls of one SmolLM2-135M step (30 layers: q, k, v, o, gate, up, down)
 each kernel torch offers on CPU, and, for the one whose time barely grows with rows (fbgemm's dynamic int8,
 which rounds activations to 8 bits), what it does to the base model's held-out perplexity on the corpus
 authors' last posts. ``--rows 1,8,16,24,32,80,128,1024`` also shows where the product's int4 layer hands a
-prefill's many rows from the packed kernel to its bf16 (or fp32) weights. The weights are random for the timing (the kernels do not look at values; the int4
-layer is the product's own, `serving.quantize.pack_int4_linear`) and the model's own for the perplexity.
+prefill's many rows from the packed kernel to its bf16 (or fp32) weights. The weights are random for the
+timing (the kernels do not look at values; the int4 layer is the product's own,
+`serving.quantize.pack_int4_linear`) and the model's own for the perplexity.
 """
 
 from __future__ import annotations

@@ -439,11 +439,12 @@ def main() -> None:
     import torch
     import transformers
 
+    from serving.quantize import prefill_dtype
+
     report: dict[str, Any] = {
         "command": "python -m benchmarks.serve " + " ".join(sys.argv[1:]),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(),
-                    "native_bf16": torch.cpu.get_capabilities().get("avx512_bf16", False)
-                    or torch.cpu.get_capabilities().get("amx_bf16", False),
+                    "native_bf16": prefill_dtype() == torch.bfloat16,
                     "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
                     "torch": torch.__version__, "transformers": transformers.__version__, "ray": ray.__version__},
         "note": "a shared machine: compare ratios within this run, not absolute numbers across runs",
